@@ -1,0 +1,77 @@
+"""The only module that imports the compiled C kernel: loading, build checks, status mapping."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+_PACKAGE = Path(__file__).resolve().parent
+_NATIVE = _PACKAGE / "_native"
+_SOURCE_ROOT = _PACKAGE.parent
+_REBUILD = (
+    "rebuild it from the source tree with `pip install -e .` (or `pip install .`); "
+    "that needs a C compiler and the Python headers"
+)
+
+
+def source_build_id() -> str | None:
+    """Hash of the kernel sources, as ``build_native.build_id`` computes it, or None when this is
+    not a source checkout (an installed wheel cannot go stale: it is installed whole)."""
+    if not (_SOURCE_ROOT / "build_native.py").is_file():
+        return None
+    h = hashlib.sha256()
+    paths = [*_NATIVE.glob("*.c"), *_NATIVE.glob("*.h"), *(_NATIVE / "api").glob("*.h")]
+    for path in sorted(paths):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+try:
+    from spead2._native_kernel import ffi, lib  # type: ignore[import-not-found]
+except ImportError as exc:
+    raise ImportError(f"spead2's C kernel (spead2._native_kernel) is missing or cannot be loaded ({exc}); {_REBUILD}") from exc
+
+BUILD_ID: str = ffi.string(lib.sp2_build_id()).decode()
+_expected = source_build_id()
+if _expected is not None and _expected != BUILD_ID and not os.environ.get("SPEAD2_ALLOW_STALE_KERNEL"):
+    raise ImportError(
+        f"spead2's C kernel is stale: it was built from other sources (build {BUILD_ID}, sources {_expected}); "
+        + _REBUILD
+    )
+
+__all__ = ["BUILD_ID", "ffi", "lib", "raise_status", "ensure"]
+
+
+def raise_status(status: int, what: str) -> NoReturn:
+    """Turns a negative ``sp2_status`` into the matching Python exception."""
+    if status == lib.SP2_E_NOMEM:
+        raise MemoryError(f"{what}: out of memory")
+    if status == lib.SP2_E_INVALID:
+        raise ValueError(f"{what}: invalid argument")
+    if status == lib.SP2_E_OS:
+        code = ffi.errno
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+    raise RuntimeError(f"{what}: unexpected status {status}")
+
+
+def ensure(status: int, what: str) -> int:
+    """Returns a non-negative status; raises for an error status (pynacl's ``ensure`` habit)."""
+    if status < 0:
+        raise_status(status, what)
+    return status
+
+
+def check_pointer(ptr: Any, what: str) -> Any:
+    """Returns ``ptr`` unless it is NULL, in which case errno says why."""
+    if ptr == ffi.NULL:
+        code = ffi.errno or errno.ENOMEM
+        if code == errno.ENOMEM:
+            raise MemoryError(f"{what}: out of memory")
+        if code == errno.EINVAL:
+            raise ValueError(f"{what}: invalid argument")
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+    return ptr

@@ -1,0 +1,121 @@
+/* Private declarations shared by the kernel's C files. */
+#ifndef SP2_INTERNAL_H
+#define SP2_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/kernel.h"
+#include "api/alloc.h"
+#include "api/readers.h"
+#include "platform.h"
+
+#define SP2_UNUSED(x) ((void) (x))
+
+/* ---- allocators (alloc.c) ---- */
+uint8_t *sp2_alloc(sp2_allocator *a, size_t size, void **token);
+void sp2_free(sp2_allocator *a, uint8_t *ptr, size_t size, void *token);
+
+/* ---- copying payload (copy.c) ---- */
+void sp2_copy_nontemporal(uint8_t *dst, const uint8_t *src, size_t n);
+
+/* ---- a heap being assembled (heap.c) ---- */
+typedef struct sp2_live_heap {
+    int64_t cnt;
+    int64_t heap_length;          /* -1 until a packet carries HEAP_LENGTH */
+    uint64_t received_length;     /* payload bytes received (no duplicates) */
+    uint64_t min_length;          /* highest payload end or item address seen */
+    uint8_t *payload;
+    uint64_t capacity;            /* bytes allocated at payload */
+    void *payload_token;
+    uint64_t *pointers;           /* distinct item pointers, in arrival order */
+    uint32_t n_pointers;
+    uint32_t cap_pointers;
+    uint32_t *pointer_index;      /* open-addressing set over pointers (index + 1; 0 = free) */
+    uint32_t index_mask;          /* table size - 1, or 0 while no index is kept */
+    uint64_t *ranges;             /* out-of-order mode: sorted disjoint [start, end) pairs */
+    uint32_t n_ranges;
+    uint32_t cap_ranges;
+    uint8_t heap_address_bits;
+    uint8_t in_use;
+    uint8_t start_of_stream;
+    uint8_t end_of_stream;
+} sp2_live_heap;
+
+/* A decoded packet, pointing into the caller's bytes. */
+typedef struct sp2_packet {
+    sp2_packet_info info;
+    const uint8_t *pointers;      /* info.n_items big-endian item pointers */
+    const uint8_t *payload;
+    uint32_t n_special;           /* pointers with the ids of the four fields above */
+} sp2_packet;
+
+int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out);
+
+/* Private part of a finished heap: the public struct comes first. */
+typedef struct sp2_heap_impl {
+    sp2_heap pub;
+    struct sp2_heap_impl *next;   /* ring link */
+    sp2_allocator *allocator;
+    void *payload_token;
+    uint64_t payload_capacity;
+} sp2_heap_impl;
+
+/* ---- the ring of finished heaps (ring.c) ---- */
+typedef struct sp2_ring {
+    sp2_mutex lock;
+    sp2_cond data_cond;
+    sp2_heap_impl *head;
+    sp2_heap_impl *tail;
+    size_t count;
+    size_t capacity;
+    size_t resume_level;          /* wake a paused producer once count drops to this */
+    int stopped;
+    int space_wanted;
+    int waiters;
+    int data_fd[2];               /* semaphore pipe: one byte per queued heap */
+    int space_fd[2];              /* producer wake-up */
+} sp2_ring;
+
+int sp2_ring_init(sp2_ring *ring, size_t capacity);
+void sp2_ring_destroy(sp2_ring *ring);
+/* Owner thread: queue a finished heap (freed if the ring is stopped).  Returns nonzero when the
+ * ring is now at capacity. */
+int sp2_ring_push(sp2_ring *ring, sp2_heap_impl *heap);
+/* Owner thread: ask to be woken through the space fd; returns 0 if there is room already. */
+int sp2_ring_want_space(sp2_ring *ring);
+void sp2_ring_close(sp2_ring *ring);   /* end of input: pops drain, then report stopped */
+
+/* ---- the stream (stream.c) ---- */
+struct sp2_stream {
+    sp2_config config;
+    sp2_allocator *allocator;
+    sp2_live_heap *live;          /* substreams * max_heaps slots */
+    uint32_t *heads;              /* per substream: next slot to (re)use, i.e. the oldest */
+    uint32_t *last_hit;           /* per substream: slot of the last packet, searched first */
+    sp2_ring ring;
+    sp2_stats batch;              /* counted by the owner thread, folded per batch */
+    uint64_t batch_packets;
+    sp2_mutex stats_lock;
+    sp2_stats totals;
+    uint64_t drops_total;         /* owner thread: a cheap "did anything drop?" for logging */
+    int ring_full;                /* a push filled the ring during this batch */
+    int stopped;
+};
+
+/* heap.c */
+void sp2_live_heap_reset(sp2_live_heap *h);
+void sp2_live_heap_release(sp2_live_heap *h, sp2_allocator *a);
+/* Frees the payload and empties the slot (a heap that is dropped). */
+void sp2_live_heap_discard(sp2_live_heap *h, sp2_allocator *a);
+/* Returns 0, or an sp2_drop_reason + 1 when the packet is rejected. */
+int sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p);
+int sp2_live_heap_is_complete(const sp2_live_heap *h);
+int sp2_live_heap_is_contiguous(const sp2_live_heap *h);
+/* Builds the finished heap (taking the payload when complete_or_contiguous) and resets h.
+ * Returns NULL when out of memory (h is released then). */
+sp2_heap_impl *sp2_live_heap_freeze(sp2_stream *s, sp2_live_heap *h, int as_complete);
+
+#endif

@@ -1,0 +1,78 @@
+/* Decoding one SPEAD packet header (SPEAD-64-XX, any heap address width the flavour allows). */
+#include "internal.h"
+
+static int fail(int reason) { return -1 - reason; }
+
+int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out)
+{
+    if (size < 8)
+        return fail(SP2_DROP_TOO_SHORT);
+    uint64_t header = sp2_load_be64(data);
+    if ((header >> 56) != 0x53)
+        return fail(SP2_DROP_BAD_MAGIC);
+    if (((header >> 48) & 0xff) != 4)
+        return fail(SP2_DROP_BAD_VERSION);
+    unsigned id_bytes = (unsigned) ((header >> 40) & 0xff);
+    unsigned address_bytes = (unsigned) ((header >> 32) & 0xff);
+    if (id_bytes + address_bytes != 8 || address_bytes == 0 || address_bytes == 8)
+        return fail(SP2_DROP_BAD_FLAVOUR);
+    uint32_t n_items = (uint32_t) (header & 0xffff);
+    size_t header_size = 8 + 8 * (size_t) n_items;
+    if (size < header_size)
+        return fail(SP2_DROP_TOO_SHORT);
+
+    unsigned address_bits = address_bytes * 8;
+    uint64_t address_mask = (UINT64_C(1) << address_bits) - 1;
+    uint64_t id_mask = (UINT64_C(1) << (63 - address_bits)) - 1;
+    int64_t heap_cnt = -1, heap_length = -1, payload_offset = -1, payload_length = -1;
+    uint32_t n_special = 0;
+    const uint8_t *pointers = data + 8;
+    for (uint32_t i = 0; i < n_items; i++)
+    {
+        uint64_t pointer = sp2_load_be64(pointers + 8 * (size_t) i);
+        uint64_t id = (pointer >> address_bits) & id_mask;
+        if (id < 1 || id > 4)
+            continue;
+        n_special++;
+        if (!(pointer >> 63))
+            continue;
+        int64_t value = (int64_t) (pointer & address_mask);
+        switch (id)
+        {
+        case 1: heap_cnt = value; break;
+        case 2: heap_length = value; break;
+        case 3: payload_offset = value; break;
+        case 4: payload_length = value; break;
+        default: break;
+        }
+    }
+    if (heap_cnt < 0 || payload_offset < 0 || payload_length < 0)
+        return fail(SP2_DROP_MISSING_FIELD);
+    /* payload_length < 2^56, so this cannot overflow */
+    uint64_t total = (uint64_t) header_size + (uint64_t) payload_length;
+    if (exact_size ? total != size : total > size)
+        return fail(exact_size ? SP2_DROP_SIZE_MISMATCH : SP2_DROP_TOO_SHORT);
+    if (heap_length >= 0 && payload_offset + payload_length > heap_length)
+        return fail(SP2_DROP_BEYOND_HEAP);
+
+    out->info.heap_cnt = heap_cnt;
+    out->info.heap_length = heap_length;
+    out->info.payload_offset = payload_offset;
+    out->info.payload_length = payload_length;
+    out->info.size = total;
+    out->info.n_items = n_items;
+    out->info.heap_address_bits = (uint8_t) address_bits;
+    out->pointers = pointers;
+    out->payload = data + header_size;
+    out->n_special = n_special;
+    return 0;
+}
+
+int sp2_decode_packet(const uint8_t *data, size_t size, int exact_size, sp2_packet_info *out)
+{
+    sp2_packet packet;
+    int ret = sp2_decode(data, size, exact_size, &packet);
+    if (ret == 0)
+        *out = packet.info;
+    return ret;
+}

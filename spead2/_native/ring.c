@@ -1,0 +1,318 @@
+/* The ring of finished heaps between the owner thread (producer) and any consumer thread.
+ *
+ * It never blocks the producer: when it reaches capacity the producer pauses its readers and
+ * asks to be woken through the space fd, which a pop signals once the ring has drained to
+ * resume_level.  The data fd is a semaphore pipe (one byte per queued heap) for poll-based
+ * frameworks; its write end is closed at the stop so that it stays readable from then on. */
+#include "internal.h"
+
+#include <errno.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+#endif
+
+static void close_pair(int fd[2])
+{
+#ifndef _WIN32
+    for (int i = 0; i < 2; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+#endif
+    fd[0] = fd[1] = -1;
+}
+
+#ifndef _WIN32
+static int make_pipe(int fd[2])
+{
+    if (pipe(fd) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+    {
+        fcntl(fd[i], F_SETFL, fcntl(fd[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fd[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static void write_bytes(int fd, size_t n)
+{
+    static const uint8_t ones[64] = {0};
+    while (n > 0)
+    {
+        size_t chunk = n < sizeof(ones) ? n : sizeof(ones);
+        ssize_t ret = write(fd, ones, chunk);
+        if (ret <= 0)
+            return;
+        n -= (size_t) ret;
+    }
+}
+#endif
+
+int sp2_ring_init(sp2_ring *r, size_t capacity)
+{
+    memset(r, 0, sizeof(*r));
+    r->capacity = capacity;
+    r->resume_level = capacity / 2;
+    r->data_fd[0] = r->data_fd[1] = -1;
+    r->space_fd[0] = r->space_fd[1] = -1;
+    if (sp2_mutex_init(&r->lock) != 0)
+        return -1;
+    if (sp2_cond_init(&r->data_cond) != 0)
+    {
+        sp2_mutex_destroy(&r->lock);
+        return -1;
+    }
+    return 0;
+}
+
+void sp2_ring_destroy(sp2_ring *r)
+{
+    sp2_heap_impl *h = r->head;
+    while (h)
+    {
+        sp2_heap_impl *next = h->next;
+        sp2_heap_free(&h->pub);
+        h = next;
+    }
+    r->head = r->tail = NULL;
+    close_pair(r->data_fd);
+    if (r->space_fd[0] != r->space_fd[1])
+        close_pair(r->space_fd);
+    else if (r->space_fd[0] >= 0)
+    {
+#ifndef _WIN32
+        close(r->space_fd[0]);
+#endif
+    }
+    sp2_cond_destroy(&r->data_cond);
+    sp2_mutex_destroy(&r->lock);
+}
+
+int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
+{
+    sp2_mutex_lock(&r->lock);
+    if (r->stopped)
+    {
+        sp2_mutex_unlock(&r->lock);
+        sp2_heap_free(&h->pub);
+        return 0;
+    }
+    h->next = NULL;
+    if (r->tail)
+        r->tail->next = h;
+    else
+        r->head = h;
+    r->tail = h;
+    r->count++;
+#ifndef _WIN32
+    if (r->data_fd[1] >= 0)
+        write_bytes(r->data_fd[1], 1);
+#endif
+    if (r->waiters)
+        sp2_cond_signal(&r->data_cond);
+    int full = r->count >= r->capacity;
+    sp2_mutex_unlock(&r->lock);
+    return full;
+}
+
+int sp2_ring_want_space(sp2_ring *r)
+{
+    sp2_mutex_lock(&r->lock);
+    int wait = !r->stopped && r->count > r->resume_level;
+    r->space_wanted = wait;
+    sp2_mutex_unlock(&r->lock);
+    return wait;
+}
+
+static void signal_space(sp2_ring *r)
+{
+#ifndef _WIN32
+    if (r->space_fd[1] >= 0)
+    {
+        uint64_t one = 1;
+        ssize_t ret = write(r->space_fd[1], &one, sizeof(one));
+        SP2_UNUSED(ret);
+    }
+#else
+    SP2_UNUSED(r);
+#endif
+}
+
+/* Marks the ring stopped: pushes are dropped, pops drain what is queued and then report the
+ * stop.  Wakes everyone who might wait on it. */
+static void stop_locked(sp2_ring *r)
+{
+    if (r->stopped)
+        return;
+    r->stopped = 1;
+    sp2_cond_broadcast(&r->data_cond);
+#ifndef _WIN32
+    if (r->data_fd[1] >= 0)
+    {
+        close(r->data_fd[1]);
+        r->data_fd[1] = -1;
+    }
+#endif
+    if (r->space_wanted)
+    {
+        r->space_wanted = 0;
+        signal_space(r);
+    }
+}
+
+void sp2_ring_close(sp2_ring *r)
+{
+    sp2_mutex_lock(&r->lock);
+    stop_locked(r);
+    sp2_mutex_unlock(&r->lock);
+}
+
+void sp2_ring_stop(sp2_stream *s)
+{
+    sp2_ring_close(&s->ring);
+}
+
+int sp2_ring_pop(sp2_stream *s, int64_t timeout_ns, sp2_heap **out)
+{
+    sp2_ring *r = &s->ring;
+    *out = NULL;
+    sp2_mutex_lock(&r->lock);
+    if (r->count == 0 && !r->stopped && timeout_ns != 0)
+    {
+        int64_t deadline = timeout_ns > 0 ? sp2_now_ns() + timeout_ns : 0;
+        r->waiters++;
+        while (r->count == 0 && !r->stopped)
+        {
+            if (timeout_ns < 0)
+                sp2_cond_wait(&r->data_cond, &r->lock);
+            else
+            {
+                int64_t left = deadline - sp2_now_ns();
+                if (left <= 0)
+                    break;
+                sp2_cond_timedwait_ns(&r->data_cond, &r->lock, left);
+            }
+        }
+        r->waiters--;
+    }
+    if (r->count == 0)
+    {
+        int status = r->stopped ? SP2_STOPPED : SP2_EMPTY;
+        sp2_mutex_unlock(&r->lock);
+        return status;
+    }
+    sp2_heap_impl *h = r->head;
+    r->head = h->next;
+    if (!r->head)
+        r->tail = NULL;
+    r->count--;
+#ifndef _WIN32
+    if (r->data_fd[0] >= 0)
+    {
+        uint8_t byte;
+        ssize_t ret = read(r->data_fd[0], &byte, 1);
+        SP2_UNUSED(ret);
+    }
+#endif
+    if (r->space_wanted && r->count <= r->resume_level)
+    {
+        r->space_wanted = 0;
+        signal_space(r);
+    }
+    sp2_mutex_unlock(&r->lock);
+    h->next = NULL;
+    *out = &h->pub;
+    return SP2_OK;
+}
+
+size_t sp2_ring_size(sp2_stream *s)
+{
+    sp2_mutex_lock(&s->ring.lock);
+    /* Heaps beyond capacity are those a flush or a single batch produced after the ring filled:
+     * conceptually they are still with the producer, which is paused. */
+    size_t n = s->ring.count < s->ring.capacity ? s->ring.count : s->ring.capacity;
+    sp2_mutex_unlock(&s->ring.lock);
+    return n;
+}
+
+size_t sp2_ring_capacity(sp2_stream *s)
+{
+    return s->ring.capacity;
+}
+
+int sp2_ring_data_fd(sp2_stream *s)
+{
+#ifdef _WIN32
+    SP2_UNUSED(s);
+    errno = ENOSYS;
+    return -1;
+#else
+    sp2_ring *r = &s->ring;
+    sp2_mutex_lock(&r->lock);
+    if (r->data_fd[0] < 0)
+    {
+        if (make_pipe(r->data_fd) != 0)
+        {
+            sp2_mutex_unlock(&r->lock);
+            return -1;
+        }
+        write_bytes(r->data_fd[1], r->count);
+        if (r->stopped)
+        {
+            close(r->data_fd[1]);
+            r->data_fd[1] = -1;
+        }
+    }
+    int fd = r->data_fd[0];
+    sp2_mutex_unlock(&r->lock);
+    return fd;
+#endif
+}
+
+int sp2_ring_space_fd(sp2_stream *s)
+{
+#ifdef _WIN32
+    SP2_UNUSED(s);
+    errno = ENOSYS;
+    return -1;
+#else
+    sp2_ring *r = &s->ring;
+    sp2_mutex_lock(&r->lock);
+    if (r->space_fd[0] < 0)
+    {
+#ifdef __linux__
+        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd >= 0)
+            r->space_fd[0] = r->space_fd[1] = fd;
+        else
+#endif
+        if (make_pipe(r->space_fd) != 0)
+        {
+            sp2_mutex_unlock(&r->lock);
+            return -1;
+        }
+    }
+    int fd = r->space_fd[0];
+    sp2_mutex_unlock(&r->lock);
+    return fd;
+#endif
+}
+
+void sp2_ring_space_ack(sp2_stream *s)
+{
+#ifndef _WIN32
+    sp2_ring *r = &s->ring;
+    if (r->space_fd[0] < 0)
+        return;
+    uint8_t buf[64];
+    while (read(r->space_fd[0], buf, sizeof(buf)) > 0)
+    {
+    }
+#else
+    SP2_UNUSED(s);
+#endif
+}

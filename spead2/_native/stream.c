@@ -1,0 +1,377 @@
+/* The stream: finds the live heap of each packet, evicts and flushes, counts statistics. */
+#include "internal.h"
+
+enum { FINISH_COMPLETE, FINISH_EVICTED, FINISH_FLUSHED };
+
+const char *sp2_build_id(void)
+{
+    return SP2_BUILD_ID;
+}
+
+void sp2_config_init(sp2_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->max_heaps = 4;
+    c->substreams = 1;
+    c->ring_heaps = 4;
+    c->max_heap_pointers = 1u << 18;
+    c->max_heap_ranges = 1u << 16;
+    c->max_heap_size = UINT64_C(1) << 30;
+    c->stop_on_stop_item = 1;
+    c->allow_unsized_heaps = 1;
+    c->contiguous_only = 1;
+}
+
+int sp2_stream_new(const sp2_config *config, sp2_allocator *allocator, sp2_stream **out)
+{
+    *out = NULL;
+    if (config->max_heaps == 0 || config->substreams == 0 || config->ring_heaps == 0
+        || config->max_heap_pointers == 0 || config->max_heap_ranges == 0
+        || (uint64_t) config->max_heaps * config->substreams > (UINT64_C(1) << 24))
+        return SP2_E_INVALID;
+    sp2_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return SP2_E_NOMEM;
+    s->config = *config;
+    size_t n_slots = (size_t) config->max_heaps * config->substreams;
+    s->live = calloc(n_slots + 1, sizeof(sp2_live_heap));   /* + the scratch heap */
+    s->heads = calloc(config->substreams, sizeof(uint32_t));
+    s->last_hit = calloc(config->substreams, sizeof(uint32_t));
+    s->allocator = allocator ? allocator : sp2_allocator_malloc_new();
+    if (!s->live || !s->heads || !s->last_hit || !s->allocator)
+        goto fail;
+    if (allocator)
+        sp2_allocator_retain(allocator);
+    for (size_t i = 0; i <= n_slots; i++)
+        sp2_live_heap_reset(&s->live[i]);
+    if (sp2_ring_init(&s->ring, config->ring_heaps) != 0)
+        goto fail;
+    if (sp2_mutex_init(&s->stats_lock) != 0)
+    {
+        sp2_ring_destroy(&s->ring);
+        goto fail;
+    }
+    *out = s;
+    return SP2_OK;
+
+fail:
+    if (s->allocator && !allocator)
+        sp2_allocator_release(s->allocator);
+    free(s->live);
+    free(s->heads);
+    free(s->last_hit);
+    free(s);
+    return SP2_E_NOMEM;
+}
+
+void sp2_stream_free(sp2_stream *s)
+{
+    if (!s)
+        return;
+    size_t n_slots = (size_t) s->config.max_heaps * s->config.substreams;
+    for (size_t i = 0; i <= n_slots; i++)
+        sp2_live_heap_release(&s->live[i], s->allocator);
+    sp2_ring_destroy(&s->ring);
+    sp2_mutex_destroy(&s->stats_lock);
+    sp2_allocator_release(s->allocator);
+    free(s->live);
+    free(s->heads);
+    free(s->last_hit);
+    free(s);
+}
+
+static sp2_live_heap *scratch(sp2_stream *s)
+{
+    return &s->live[(size_t) s->config.max_heaps * s->config.substreams];
+}
+
+static void count_drop(sp2_stream *s, int reason)
+{
+    s->batch.drops[reason]++;
+    s->drops_total++;
+}
+
+void sp2_stream_count_drop(sp2_stream *s, int reason, uint64_t n)
+{
+    if (reason < 0 || reason >= SP2_DROP_COUNT)
+        return;
+    sp2_mutex_lock(&s->stats_lock);
+    s->totals.drops[reason] += n;
+    sp2_mutex_unlock(&s->stats_lock);
+    s->drops_total += n;
+}
+
+uint64_t sp2_stream_drops_total(sp2_stream *s)
+{
+    return s->drops_total;
+}
+
+/* Hands a heap that is done (complete, evicted or flushed) to the ring, or drops it. */
+static void finish(sp2_stream *s, sp2_live_heap *h, int why)
+{
+    s->batch.heaps++;
+    int contiguous = sp2_live_heap_is_contiguous(h);
+    if (!(contiguous && h->heap_length >= 0))
+    {
+        if (why == FINISH_EVICTED)
+            s->batch.incomplete_heaps_evicted++;
+        else if (why == FINISH_FLUSHED)
+            s->batch.incomplete_heaps_flushed++;
+    }
+    if (!contiguous && s->config.contiguous_only)
+    {
+        sp2_live_heap_discard(h, s->allocator);
+        return;
+    }
+    sp2_heap_impl *impl = sp2_live_heap_freeze(s, h, contiguous);
+    if (!impl)
+    {
+        count_drop(s, SP2_DROP_NO_MEMORY);
+        return;
+    }
+    if (sp2_ring_push(&s->ring, impl))
+        s->ring_full = 1;
+}
+
+static void flush_all(sp2_stream *s)
+{
+    uint32_t max_heaps = s->config.max_heaps;
+    for (uint32_t sub = 0; sub < s->config.substreams; sub++)
+    {
+        sp2_live_heap *slots = s->live + (size_t) sub * max_heaps;
+        for (uint32_t i = 0; i < max_heaps; i++)
+        {
+            sp2_live_heap *h = &slots[(s->heads[sub] + i) % max_heaps];
+            if (h->in_use)
+                finish(s, h, FINISH_FLUSHED);
+        }
+    }
+}
+
+static void fold_batch(sp2_stream *s)
+{
+    sp2_stats *b = &s->batch;
+    sp2_mutex_lock(&s->stats_lock);
+    sp2_stats *t = &s->totals;
+    t->heaps += b->heaps;
+    t->incomplete_heaps_evicted += b->incomplete_heaps_evicted;
+    t->incomplete_heaps_flushed += b->incomplete_heaps_flushed;
+    t->packets += b->packets;
+    t->single_packet_heaps += b->single_packet_heaps;
+    t->search_dist += b->search_dist;
+    t->worker_blocked += b->worker_blocked;
+    if (s->batch_packets > 0)
+    {
+        t->batches++;
+        if (s->batch_packets > t->max_batch)
+            t->max_batch = s->batch_packets;
+    }
+    for (int i = 0; i < SP2_DROP_COUNT; i++)
+        t->drops[i] += b->drops[i];
+    sp2_mutex_unlock(&s->stats_lock);
+    memset(b, 0, sizeof(*b));
+    s->batch_packets = 0;
+}
+
+void sp2_stream_get_stats(sp2_stream *s, sp2_stats *out)
+{
+    sp2_mutex_lock(&s->stats_lock);
+    *out = s->totals;
+    sp2_mutex_unlock(&s->stats_lock);
+}
+
+static void stop_received(sp2_stream *s)
+{
+    if (s->stopped)
+        return;
+    s->stopped = 1;
+    flush_all(s);
+    sp2_ring_close(&s->ring);
+}
+
+void sp2_stream_stop_received(sp2_stream *s)
+{
+    stop_received(s);
+    fold_batch(s);
+}
+
+int sp2_stream_is_stopped(sp2_stream *s)
+{
+    return s->stopped;
+}
+
+static void start_heap(sp2_live_heap *h, const sp2_packet *p)
+{
+    h->cnt = p->info.heap_cnt;
+    h->heap_address_bits = p->info.heap_address_bits;
+    h->in_use = 1;
+}
+
+/* Feeds one decoded packet.  Returns nonzero when the stream stopped (a stop item). */
+static int process_packet(sp2_stream *s, const sp2_packet *p)
+{
+    const sp2_config *c = &s->config;
+    s->batch.packets++;
+    s->batch_packets++;
+    int64_t cnt = p->info.heap_cnt;
+    sp2_live_heap *h = NULL;
+    uint32_t sub = 0, slot = 0;
+    int reason;
+    int single = p->info.heap_length >= 0 && p->info.payload_offset == 0
+                 && p->info.payload_length == p->info.heap_length;
+    if (!single)
+    {
+        /* Most packets belong to the heap of the packet before; otherwise look from the newest. */
+        uint32_t max_heaps = c->max_heaps;
+        sub = c->substreams > 1 ? (uint32_t) ((uint64_t) cnt % c->substreams) : 0;
+        sp2_live_heap *slots = s->live + (size_t) sub * max_heaps;
+        uint32_t hit = s->last_hit[sub];
+        if (slots[hit].in_use && slots[hit].cnt == cnt)
+            h = &slots[hit];
+        else
+        {
+            uint32_t head = s->heads[sub];
+            for (uint32_t i = 1; i <= max_heaps; i++)
+            {
+                uint32_t idx = (head + max_heaps - i) % max_heaps;
+                if (!slots[idx].in_use)
+                    continue;
+                s->batch.search_dist++;
+                if (slots[idx].cnt == cnt)
+                {
+                    h = &slots[idx];
+                    s->last_hit[sub] = idx;
+                    break;
+                }
+            }
+        }
+        if (h)
+        {
+            reason = sp2_live_heap_add_packet(s, h, p);
+            if (reason)
+            {
+                count_drop(s, reason - 1);
+                return 0;
+            }
+            goto added;
+        }
+        slot = s->heads[sub];
+    }
+    /* A new heap: assembled in the scratch heap, which only takes a slot (evicting the oldest
+     * heap of the substream) if it is not complete at once. */
+    h = scratch(s);
+    start_heap(h, p);
+    reason = sp2_live_heap_add_packet(s, h, p);
+    if (reason)
+    {
+        count_drop(s, reason - 1);
+        sp2_live_heap_discard(h, s->allocator);
+        return 0;
+    }
+    if (single)
+        s->batch.single_packet_heaps++;
+    if (!(h->end_of_stream && c->stop_on_stop_item) && !sp2_live_heap_is_complete(h))
+    {
+        if (single)
+        {
+            sub = c->substreams > 1 ? (uint32_t) ((uint64_t) cnt % c->substreams) : 0;
+            slot = s->heads[sub];
+        }
+        sp2_live_heap *target = s->live + (size_t) sub * c->max_heaps + slot;
+        if (target->in_use)
+            finish(s, target, FINISH_EVICTED);
+        sp2_live_heap tmp = *target;
+        *target = *h;
+        *h = tmp;
+        h = target;
+        s->last_hit[sub] = slot;
+        s->heads[sub] = (slot + 1) % c->max_heaps;
+    }
+
+added:
+    if (h->end_of_stream && c->stop_on_stop_item)
+    {
+        sp2_live_heap_discard(h, s->allocator);
+        stop_received(s);
+        return 1;
+    }
+    if (sp2_live_heap_is_complete(h))
+        finish(s, h, FINISH_COMPLETE);
+    return 0;
+}
+
+/* After a heap went to a full ring: should the producer pause? */
+static int must_pause(sp2_stream *s)
+{
+    if (!s->ring_full)
+        return 0;
+    s->ring_full = 0;
+    if (!sp2_ring_want_space(&s->ring))
+        return 0;
+    s->batch.worker_blocked++;
+    return 1;
+}
+
+int sp2_stream_add_datagram(sp2_stream *s, const uint8_t *data, size_t size)
+{
+    const uint8_t *const one[1] = {data};
+    size_t consumed;
+    return sp2_stream_add_datagrams(s, one, &size, 1, &consumed);
+}
+
+int sp2_stream_add_datagrams(sp2_stream *s, const uint8_t *const *data, const size_t *sizes, size_t n,
+                             size_t *consumed)
+{
+    size_t i = 0;
+    int status = SP2_OK;
+    if (s->stopped)
+        status = SP2_STOPPED;
+    while (status == SP2_OK && i < n)
+    {
+        sp2_packet p;
+        int ret = sp2_decode(data[i], sizes[i], 1, &p);
+        i++;
+        if (ret < 0)
+            count_drop(s, -1 - ret);
+        else if (process_packet(s, &p))
+            status = SP2_STOPPED;
+        if (status == SP2_OK && must_pause(s))
+            status = SP2_FULL;
+    }
+    *consumed = i;
+    fold_batch(s);
+    return status;
+}
+
+int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t max_packet, size_t *consumed)
+{
+    size_t pos = 0;
+    int status = SP2_OK;
+    if (s->stopped)
+        status = SP2_STOPPED;
+    while (status == SP2_OK && pos < size)
+    {
+        sp2_packet p;
+        size_t left = size - pos;
+        int ret = sp2_decode(data + pos, left, 0, &p);
+        if (ret == -1 - SP2_DROP_TOO_SHORT && !(max_packet && left >= max_packet))
+        {
+            status = SP2_PARTIAL;
+            break;
+        }
+        if (ret < 0 || (max_packet && p.info.size > max_packet))
+        {
+            count_drop(s, ret < 0 && ret != -1 - SP2_DROP_TOO_SHORT ? -1 - ret : SP2_DROP_TOO_LARGE);
+            status = SP2_BAD_PACKET;
+            break;
+        }
+        pos += (size_t) p.info.size;
+        if (process_packet(s, &p))
+            status = SP2_STOPPED;
+        else if (must_pause(s))
+            status = SP2_FULL;
+    }
+    *consumed = pos;
+    fold_batch(s);
+    return status;
+}
