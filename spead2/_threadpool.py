@@ -11,10 +11,11 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
+
+from spead2._portal import LoopPortal
 
 _logger = logging.getLogger("spead2")
-_T = TypeVar("_T")
 
 try:
     import uvloop
@@ -41,6 +42,7 @@ class _Worker:
         self._core = core
         self._loop_factory = loop_factory
         self._ready: concurrent.futures.Future[asyncio.AbstractEventLoop] = concurrent.futures.Future()
+        self.portal = LoopPortal()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
         self.loop = self._ready.result()
@@ -52,6 +54,7 @@ class _Worker:
                 _bind_current_thread(self._core)
             loop = self._loop_factory()
             asyncio.set_event_loop(loop)
+            self.portal.bind(loop, threading.get_ident())
         except BaseException as exc:
             self._ready.set_exception(exc)
             return
@@ -65,33 +68,11 @@ class _Worker:
                 asyncio.set_event_loop(None)
                 loop.close()
 
-    def in_thread(self) -> bool:
-        return threading.current_thread() is self.thread
-
-    def call(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Runs ``fn(*args)`` on the loop thread and returns its result (directly if already there)."""
-        if self.in_thread():
-            return fn(*args)
-        if self.stopping or self.loop.is_closed():
-            raise RuntimeError("the ThreadPool has been stopped")
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return future.result()
-
     def stop(self, timeout: float) -> None:
         if self.stopping:
             return
         self.stopping = True
-        if self.in_thread():
+        if self.portal.in_loop_thread():
             self.loop.stop()
             return
         try:

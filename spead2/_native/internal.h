@@ -67,6 +67,7 @@ typedef struct sp2_heap_impl {
 typedef struct sp2_ring {
     sp2_mutex lock;
     sp2_cond data_cond;
+    sp2_cond space_cond;          /* a producer waiting in C for room */
     sp2_heap_impl *head;
     sp2_heap_impl *tail;
     size_t count;
@@ -75,6 +76,7 @@ typedef struct sp2_ring {
     int stopped;
     int space_wanted;
     int waiters;
+    int producer_waiting;
     int data_fd[2];               /* semaphore pipe: one byte per queued heap */
     int space_fd[2];              /* producer wake-up */
 } sp2_ring;
@@ -84,8 +86,10 @@ void sp2_ring_destroy(sp2_ring *ring);
 /* Owner thread: queue a finished heap (freed if the ring is stopped).  Returns nonzero when the
  * ring is now at capacity. */
 int sp2_ring_push(sp2_ring *ring, sp2_heap_impl *heap);
-/* Owner thread: ask to be woken through the space fd; returns 0 if there is room already. */
-int sp2_ring_want_space(sp2_ring *ring);
+/* Owner thread, ring full: wait up to wait_ns for room, then ask to be woken through the space
+ * fd.  Returns 0 if there is room (go on), 1 if the producer must pause; *blocked says whether
+ * there was no room at first. */
+int sp2_ring_want_space(sp2_ring *ring, int64_t wait_ns, int *blocked);
 void sp2_ring_close(sp2_ring *ring);   /* end of input: pops drain, then report stopped */
 
 /* ---- the stream (stream.c) ---- */

@@ -66,6 +66,12 @@ int sp2_ring_init(sp2_ring *r, size_t capacity)
         sp2_mutex_destroy(&r->lock);
         return -1;
     }
+    if (sp2_cond_init(&r->space_cond) != 0)
+    {
+        sp2_cond_destroy(&r->data_cond);
+        sp2_mutex_destroy(&r->lock);
+        return -1;
+    }
     return 0;
 }
 
@@ -88,6 +94,7 @@ void sp2_ring_destroy(sp2_ring *r)
         close(r->space_fd[0]);
 #endif
     }
+    sp2_cond_destroy(&r->space_cond);
     sp2_cond_destroy(&r->data_cond);
     sp2_mutex_destroy(&r->lock);
 }
@@ -119,10 +126,33 @@ int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
     return full;
 }
 
-int sp2_ring_want_space(sp2_ring *r)
+static int make_space_fd_locked(sp2_ring *r);
+
+static int has_room_locked(const sp2_ring *r)
+{
+    return r->stopped || r->count <= r->resume_level;
+}
+
+int sp2_ring_want_space(sp2_ring *r, int64_t wait_ns, int *blocked)
 {
     sp2_mutex_lock(&r->lock);
-    int wait = !r->stopped && r->count > r->resume_level;
+    *blocked = !has_room_locked(r);
+    if (wait_ns > 0 && *blocked)
+    {
+        int64_t deadline = sp2_now_ns() + wait_ns;
+        r->producer_waiting = 1;
+        while (!has_room_locked(r))
+        {
+            int64_t left = deadline - sp2_now_ns();
+            if (left <= 0)
+                break;
+            sp2_cond_timedwait_ns(&r->space_cond, &r->lock, left);
+        }
+        r->producer_waiting = 0;
+    }
+    /* The fd must exist before a pop can see space_wanted, or its signal would be lost.  If it
+     * cannot be made, the producer does not pause: the ring overfills rather than hangs. */
+    int wait = !has_room_locked(r) && make_space_fd_locked(r) == 0;
     r->space_wanted = wait;
     sp2_mutex_unlock(&r->lock);
     return wait;
@@ -150,6 +180,7 @@ static void stop_locked(sp2_ring *r)
         return;
     r->stopped = 1;
     sp2_cond_broadcast(&r->data_cond);
+    sp2_cond_broadcast(&r->space_cond);
 #ifndef _WIN32
     if (r->data_fd[1] >= 0)
     {
@@ -176,10 +207,9 @@ void sp2_ring_stop(sp2_stream *s)
     sp2_ring_close(&s->ring);
 }
 
-int sp2_ring_pop(sp2_stream *s, int64_t timeout_ns, sp2_heap **out)
+sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
 {
     sp2_ring *r = &s->ring;
-    *out = NULL;
     sp2_mutex_lock(&r->lock);
     if (r->count == 0 && !r->stopped && timeout_ns != 0)
     {
@@ -201,9 +231,8 @@ int sp2_ring_pop(sp2_stream *s, int64_t timeout_ns, sp2_heap **out)
     }
     if (r->count == 0)
     {
-        int status = r->stopped ? SP2_STOPPED : SP2_EMPTY;
         sp2_mutex_unlock(&r->lock);
-        return status;
+        return NULL;
     }
     sp2_heap_impl *h = r->head;
     r->head = h->next;
@@ -218,15 +247,27 @@ int sp2_ring_pop(sp2_stream *s, int64_t timeout_ns, sp2_heap **out)
         SP2_UNUSED(ret);
     }
 #endif
-    if (r->space_wanted && r->count <= r->resume_level)
+    if (r->count <= r->resume_level)
     {
-        r->space_wanted = 0;
-        signal_space(r);
+        if (r->producer_waiting)
+            sp2_cond_signal(&r->space_cond);
+        if (r->space_wanted)
+        {
+            r->space_wanted = 0;
+            signal_space(r);
+        }
     }
     sp2_mutex_unlock(&r->lock);
     h->next = NULL;
-    *out = &h->pub;
-    return SP2_OK;
+    return &h->pub;
+}
+
+int sp2_ring_drained(sp2_stream *s)
+{
+    sp2_mutex_lock(&s->ring.lock);
+    int drained = s->ring.stopped && s->ring.count == 0;
+    sp2_mutex_unlock(&s->ring.lock);
+    return drained;
 }
 
 size_t sp2_ring_size(sp2_stream *s)
@@ -273,33 +314,33 @@ int sp2_ring_data_fd(sp2_stream *s)
 #endif
 }
 
-int sp2_ring_space_fd(sp2_stream *s)
+static int make_space_fd_locked(sp2_ring *r)
 {
 #ifdef _WIN32
-    SP2_UNUSED(s);
-    errno = ENOSYS;
+    SP2_UNUSED(r);
     return -1;
 #else
+    if (r->space_fd[0] >= 0)
+        return 0;
+#ifdef __linux__
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd >= 0)
+    {
+        r->space_fd[0] = r->space_fd[1] = fd;
+        return 0;
+    }
+#endif
+    return make_pipe(r->space_fd);
+#endif
+}
+
+int sp2_ring_space_fd(sp2_stream *s)
+{
     sp2_ring *r = &s->ring;
     sp2_mutex_lock(&r->lock);
-    if (r->space_fd[0] < 0)
-    {
-#ifdef __linux__
-        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd >= 0)
-            r->space_fd[0] = r->space_fd[1] = fd;
-        else
-#endif
-        if (make_pipe(r->space_fd) != 0)
-        {
-            sp2_mutex_unlock(&r->lock);
-            return -1;
-        }
-    }
-    int fd = r->space_fd[0];
+    int fd = make_space_fd_locked(r) == 0 ? r->space_fd[0] : -1;
     sp2_mutex_unlock(&r->lock);
     return fd;
-#endif
 }
 
 void sp2_ring_space_ack(sp2_stream *s)

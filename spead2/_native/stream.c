@@ -180,19 +180,21 @@ void sp2_stream_get_stats(sp2_stream *s, sp2_stats *out)
     sp2_mutex_unlock(&s->stats_lock);
 }
 
+/* Flushes the live heaps and closes the ring.  The statistics are folded first, so that a
+ * consumer who sees the stop also sees every count that led to it. */
 static void stop_received(sp2_stream *s)
 {
     if (s->stopped)
         return;
     s->stopped = 1;
     flush_all(s);
+    fold_batch(s);
     sp2_ring_close(&s->ring);
 }
 
 void sp2_stream_stop_received(sp2_stream *s)
 {
     stop_received(s);
-    fold_batch(s);
 }
 
 int sp2_stream_is_stopped(sp2_stream *s)
@@ -306,10 +308,10 @@ static int must_pause(sp2_stream *s)
     if (!s->ring_full)
         return 0;
     s->ring_full = 0;
-    if (!sp2_ring_want_space(&s->ring))
-        return 0;
-    s->batch.worker_blocked++;
-    return 1;
+    int blocked;
+    int pause = sp2_ring_want_space(&s->ring, (int64_t) s->config.full_wait_ns, &blocked);
+    s->batch.worker_blocked += (uint64_t) blocked;
+    return pause;
 }
 
 int sp2_stream_add_datagram(sp2_stream *s, const uint8_t *data, size_t size)

@@ -66,6 +66,8 @@ typedef struct sp2_config {
     uint32_t max_heap_pointers;   /* item pointers kept per heap */
     uint32_t max_heap_ranges;     /* disjoint payload ranges tracked per heap (out-of-order) */
     uint64_t max_heap_size;       /* largest heap payload a sender may claim */
+    uint64_t full_wait_ns;        /* how long input waits in C for a full ring to drain before
+                                     pausing (0 when the consumer shares the producer's thread) */
     uint8_t memcpy_nontemporal;
     uint8_t stop_on_stop_item;
     uint8_t allow_unsized_heaps;
@@ -134,8 +136,10 @@ uint64_t sp2_stream_drops_total(sp2_stream *stream);
 void sp2_stream_get_stats(sp2_stream *stream, sp2_stats *out);
 /* Stops accepting heaps (user stop): heaps already queued can still be popped. */
 void sp2_ring_stop(sp2_stream *stream);
-/* timeout_ns < 0 waits until a heap or the stop; 0 does not wait. */
-int sp2_ring_pop(sp2_stream *stream, int64_t timeout_ns, sp2_heap **out);
+/* The next heap, or NULL if none came within the timeout (< 0: wait for a heap or the stop;
+ * 0: do not wait).  After NULL, sp2_ring_drained tells a stop from a timeout. */
+sp2_heap *sp2_ring_pop(sp2_stream *stream, int64_t timeout_ns);
+int sp2_ring_drained(sp2_stream *stream);
 size_t sp2_ring_size(sp2_stream *stream);
 size_t sp2_ring_capacity(sp2_stream *stream);
 /* Read end of a pipe holding one byte per queued heap (created on first use; -1 on error). */

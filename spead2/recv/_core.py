@@ -1,0 +1,273 @@
+"""The loop-confined stream core shared by the blocking and the asyncio façades.
+
+One ``StreamCore`` owns one kernel stream.  Everything that feeds the kernel runs on the
+core's event loop; the ring of finished heaps, the statistics snapshot and the ring stop are
+thread-safe in C and may be used from anywhere.  Readers only move bytes into ``feed_*``;
+the core turns the kernel's status into pausing, resuming and stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from spead2._kernel import ensure, ffi, lib
+from spead2._memory import MemoryPool
+from spead2.recv._config import RingStreamConfig, StreamConfig
+from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
+from spead2.recv._stats import DROP_REASONS, StreamStats
+
+_logger = logging.getLogger("spead2")
+
+#: Pops of a blocking get wake up this often to let signals (Ctrl-C) through.
+POLL_NS = 100_000_000
+#: How long the blocking façade's input waits in C for its consumer (on another thread) to make
+#: room in a full ring, before pausing its readers through the event loop (which costs a trip
+#: through Python per pause).
+BLOCKING_FULL_WAIT_NS = 1_000_000
+
+OK = lib.SP2_OK
+FULL = lib.SP2_FULL
+STOPPED = lib.SP2_STOPPED
+BAD_PACKET = lib.SP2_BAD_PACKET
+PARTIAL = lib.SP2_PARTIAL
+
+
+class Reader(Protocol):
+    """A transport feeding a core.  All methods run on the core's loop."""
+
+    def start(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamCore:
+    def __init__(self, config: StreamConfig, ring_config: RingStreamConfig, full_wait_ns: int) -> None:
+        cfg = ffi.new("sp2_config *")
+        lib.sp2_config_init(cfg)
+        cfg.max_heaps = config.max_heaps
+        cfg.substreams = config.substreams
+        cfg.ring_heaps = ring_config.heaps
+        cfg.max_heap_size = config.max_heap_size
+        cfg.full_wait_ns = full_wait_ns
+        cfg.memcpy_nontemporal = config.memcpy == 1
+        cfg.stop_on_stop_item = config.stop_on_stop_item
+        cfg.allow_unsized_heaps = config.allow_unsized_heaps
+        cfg.allow_out_of_order = config.allow_out_of_order
+        cfg.contiguous_only = ring_config.contiguous_only
+        cfg.keep_payload_ranges = ring_config.incomplete_keep_payload_ranges
+        allocator = config.memory_allocator
+        out = ffi.new("sp2_stream **")
+        ensure(lib.sp2_stream_new(cfg, allocator._handle if allocator is not None else ffi.NULL, out), "Stream")
+        self._stream = ffi.gc(out[0], lib.sp2_stream_free)
+        self._allocator = allocator
+        self._stat_config = config.stats
+        self.bug_compat = config.bug_compat
+        self.contiguous_only = ring_config.contiguous_only
+        self.explicit_start = config.explicit_start
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.readers: list[Reader] = []
+        self.started = not config.explicit_start
+        self.stopped = False          # no reader runs any more (loop side)
+        self.paused = False
+        self._space_fd = -1
+        #: Set by the asyncio façade: called on the loop after heaps may have been queued.
+        self.on_heaps: Callable[[], None] | None = None
+        self._next_log = 0.0
+        self._logged = StreamStats(self._stat_config)
+        self._pool_events = 0
+
+    # ---- any thread ----
+
+    def stats(self) -> StreamStats:
+        raw = ffi.new("sp2_stats *")
+        lib.sp2_stream_get_stats(self._stream, raw)
+        core = [raw.heaps, raw.incomplete_heaps_evicted, raw.incomplete_heaps_flushed, raw.packets,
+                raw.batches, raw.max_batch, raw.single_packet_heaps, raw.search_dist, raw.worker_blocked]
+        values = core + [0] * (len(self._stat_config) - len(core))
+        drops = {name: int(raw.drops[i]) for i, name in enumerate(DROP_REASONS)}
+        return StreamStats(self._stat_config, values, drops)
+
+    def pop(self, timeout_ns: int) -> Heap | IncompleteHeap | None:
+        """The next heap, or None: either none came in time, or ``drained()`` (stopped and empty)."""
+        raw = lib.sp2_ring_pop(self._stream, timeout_ns)
+        if raw == ffi.NULL:
+            return None
+        return wrap_heap(raw, self.bug_compat)
+
+    def drained(self) -> bool:
+        """True once the stream has stopped and every queued heap has been taken."""
+        return bool(lib.sp2_ring_drained(self._stream))
+
+    def ring_stop(self) -> None:
+        lib.sp2_ring_stop(self._stream)
+
+    def ring_size(self) -> int:
+        return int(lib.sp2_ring_size(self._stream))
+
+    def ring_capacity(self) -> int:
+        return int(lib.sp2_ring_capacity(self._stream))
+
+    def data_fd(self) -> int:
+        fd = lib.sp2_ring_data_fd(self._stream)
+        if fd < 0:
+            raise OSError(ffi.errno, "cannot create the stream's notification pipe")
+        return int(fd)
+
+    # ---- loop thread ----
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fixes the loop the readers run on, and starts those already added."""
+        if self.loop is not None:
+            return
+        self.loop = loop
+        if self.started and not self.stopped:
+            for reader in list(self.readers):
+                reader.start()
+
+    def add_reader(self, reader: Reader) -> None:
+        if self.stopped:
+            reader.close()
+            raise RuntimeError("cannot add a reader to a stopped stream")
+        if self.explicit_start and self.started:
+            reader.close()
+            raise RuntimeError("cannot add a reader after start() when explicit_start is set")
+        self.readers.append(reader)
+        if self.started and self.loop is not None:
+            reader.start()
+            if self.paused:
+                reader.pause()
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        if self.loop is not None and not self.stopped:
+            for reader in list(self.readers):
+                reader.start()
+
+    def feed_bytes(self, data: Any, size: int, max_packet: int = 0) -> tuple[int, int]:
+        """Back-to-back packets at ``data`` (a cdata pointer).  Returns (status, bytes consumed)."""
+        consumed = ffi.new("size_t *")
+        status = lib.sp2_stream_add_bytes(self._stream, data, size, max_packet, consumed)
+        self._handle(status)
+        return status, int(consumed[0])
+
+    def feed_datagram(self, data: Any, size: int) -> int:
+        status = lib.sp2_stream_add_datagram(self._stream, data, size)
+        self._handle(status)
+        return status
+
+    def feed_datagrams(self, data: Any, sizes: Any, n: int) -> tuple[int, int]:
+        """``n`` datagrams (cdata arrays of pointers and sizes).  Returns (status, datagrams consumed)."""
+        consumed = ffi.new("size_t *")
+        status = lib.sp2_stream_add_datagrams(self._stream, data, sizes, n, consumed)
+        self._handle(status)
+        return status, int(consumed[0])
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        lib.sp2_stream_count_drop(self._stream, DROP_REASONS.index(reason), n)
+
+    def _handle(self, status: int) -> None:
+        if status == FULL:
+            self._pause()
+        elif status == STOPPED:
+            self._shutdown()
+        if self.on_heaps is not None:
+            self.on_heaps()
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + 1.0
+            self._log_anomalies()
+
+    def reader_finished(self, reader: Reader) -> None:
+        """A reader's input ended (end of buffer or file, closed connection, stopped queue):
+        as in the reference, that ends the stream."""
+        if self.stopped:
+            return
+        lib.sp2_stream_stop_received(self._stream)
+        self._shutdown()
+        if self.on_heaps is not None:
+            self.on_heaps()
+
+    def stop(self) -> None:
+        """User stop: the ring refuses new heaps (queued ones stay), live heaps are flushed into
+        the void (and counted), every reader is closed."""
+        self.ring_stop()
+        if not self.stopped:
+            lib.sp2_stream_stop_received(self._stream)
+            self._shutdown()
+        if self.on_heaps is not None:
+            self.on_heaps()
+
+    def _shutdown(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        readers, self.readers = self.readers, []
+        for reader in readers:
+            try:
+                reader.close()
+            except Exception:  # pragma: no cover - a reader must not keep the others open
+                _logger.exception("error while closing a reader")
+        if self._space_fd >= 0 and self.loop is not None:
+            self.loop.remove_reader(self._space_fd)
+            self._space_fd = -1
+        self._log_anomalies()
+
+    def _pause(self) -> None:
+        if self.paused or self.stopped:
+            return
+        self.paused = True
+        if self._space_fd < 0:
+            fd = lib.sp2_ring_space_fd(self._stream)
+            if fd < 0:
+                raise OSError(ffi.errno, "cannot create the stream's wake-up fd")
+            assert self.loop is not None
+            self.loop.add_reader(fd, self._on_space)
+            self._space_fd = fd
+        for reader in list(self.readers):
+            reader.pause()
+
+    def _on_space(self) -> None:
+        lib.sp2_ring_space_ack(self._stream)
+        if not self.paused or self.stopped:
+            return
+        self.paused = False
+        for reader in list(self.readers):
+            if self.paused or self.stopped:
+                break
+            reader.resume()
+
+    # ---- logging, rate-limited to once a second ----
+
+    def _log_anomalies(self) -> None:
+        stats = self.stats()
+        before, self._logged = self._logged, stats
+        dropped = {k: v - before.drops[k] for k, v in stats.drops.items() if v != before.drops[k]}
+        if dropped:
+            detail = ", ".join(f"{n} {reason}" for reason, n in dropped.items())
+            _logger.warning("dropped %d packet(s): %s", sum(dropped.values()), detail)
+        if self.contiguous_only:
+            lost = (stats.incomplete_heaps_evicted - before.incomplete_heaps_evicted
+                    + stats.incomplete_heaps_flushed - before.incomplete_heaps_flushed)
+            if lost:
+                _logger.warning("dropped %d incomplete heap(s)", lost)
+        if isinstance(self._allocator, MemoryPool):
+            events = self._allocator._empty_events
+            if events != self._pool_events:
+                _logger.warning("memory pool was empty %d time(s): allocated on demand",
+                                events - self._pool_events)
+                self._pool_events = events
+
+
+def make_pointer_array(items: Sequence[Any]) -> Any:
+    """A cdata array of ``const uint8_t *`` for feed_datagrams."""
+    return ffi.new("const uint8_t *[]", list(items))

@@ -1,0 +1,154 @@
+"""Heap and IncompleteHeap: Python views of the finished heaps the kernel hands out.
+
+A heap owns its kernel struct (``sp2_heap``) through ``ffi.gc``.  Item values are numpy views
+of the payload, so the payload must outlive the heap object when views escape: the first call
+that exposes the payload moves ownership of the struct onto the payload's cdata, which every
+view keeps alive through its buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from spead2._constants import CTRL_STREAM_START, CTRL_STREAM_STOP  # noqa: F401  (documentation)
+from spead2._flavour import Flavour
+from spead2._items import RawDescriptor
+from spead2._kernel import ffi, lib
+from spead2._rawitem import RawItem
+
+_flavours: dict[tuple[int, int], Flavour] = {}
+
+
+def _flavour(heap_address_bits: int, bug_compat: int) -> Flavour:
+    key = (heap_address_bits, bug_compat)
+    flavour = _flavours.get(key)
+    if flavour is None:
+        flavour = _flavours[key] = Flavour._make(heap_address_bits, bug_compat)
+    return flavour
+
+
+class _HeapBase:
+    __slots__ = ("_bug_compat", "_owner", "_payload", "_raw")
+
+    def __init__(self) -> None:
+        raise TypeError(f"{type(self).__name__} objects are made by streams, not constructed")
+
+    @classmethod
+    def _wrap(cls, raw: Any, bug_compat: int) -> Any:
+        heap = cls.__new__(cls)
+        heap._raw = raw
+        heap._owner = ffi.gc(raw, lib.sp2_heap_free)
+        heap._payload = None
+        heap._bug_compat = bug_compat
+        return heap
+
+    @property
+    def cnt(self) -> int:
+        """Heap identifier."""
+        return int(self._raw.cnt)
+
+    @property
+    def flavour(self) -> Flavour:
+        """SPEAD flavour the heap was encoded with."""
+        return _flavour(self._raw.heap_address_bits, self._bug_compat)
+
+    def is_start_of_stream(self) -> bool:
+        """True if the heap holds a stream-control start item."""
+        return bool(self._raw.start_of_stream)
+
+    def is_end_of_stream(self) -> bool:
+        """True if the heap holds a stream-control stop item."""
+        return bool(self._raw.end_of_stream)
+
+    def _payload_array(self) -> np.ndarray:
+        payload = self._payload
+        if payload is None:
+            raw = self._raw
+            if raw.payload == ffi.NULL:
+                payload = np.zeros(0, dtype=np.uint8)
+            else:
+                # Hand ownership of the struct to a cdata of the payload pointer: views of the
+                # payload keep that cdata alive through their buffer, and with it the struct.
+                ffi.gc(self._owner, None)
+                owner = ffi.gc(raw.payload, lambda _ptr, raw=raw: lib.sp2_heap_free(raw))
+                self._owner = owner
+                payload = np.frombuffer(ffi.buffer(owner, raw.payload_size), dtype=np.uint8)
+            self._payload = payload
+        return payload
+
+    def _raw_items(self, items: Any, count: int) -> list[RawItem]:
+        out: list[RawItem] = []
+        if count == 0:
+            return out
+        raw = self._raw
+        hab = raw.heap_address_bits
+        payload = None
+        for i in range(count):
+            it = items[i]
+            if it.is_immediate:
+                out.append(RawItem.immediate(int(it.id), int(it.value), hab))
+            else:
+                if payload is None:
+                    payload = self._payload_array()
+                start = int(it.value)
+                item = payload[start : start + int(it.length)].view(RawItem)
+                item.id = int(it.id)
+                out.append(item)
+        return out
+
+    def get_items(self) -> list[RawItem]:
+        """The heap's raw items (item pointers other than the packet fields, descriptors and
+        padding), ordered by address; values are views of the heap's payload."""
+        return self._raw_items(self._raw.items, self._raw.n_items)
+
+
+class Heap(_HeapBase):
+    """A complete heap (or a contiguous one of unknown length)."""
+
+    __slots__ = ()
+
+    def get_descriptors(self) -> list[RawDescriptor]:
+        """The item descriptors the heap carries."""
+        raw = self._raw
+        if raw.n_descriptors == 0:
+            return []
+        from spead2._descriptors import parse_descriptors
+
+        return parse_descriptors(self._raw_items(raw.descriptors, raw.n_descriptors), self.flavour)
+
+    def __repr__(self) -> str:
+        return f"<spead2.recv.Heap cnt={self.cnt}>"
+
+
+class IncompleteHeap(_HeapBase):
+    """A heap that was evicted or flushed before all its payload arrived.  Its payload is not
+    kept: ``get_items`` returns only immediate items."""
+
+    __slots__ = ()
+
+    @property
+    def heap_length(self) -> int:
+        """Expected payload bytes, or -1 if no packet said."""
+        return int(self._raw.heap_length)
+
+    @property
+    def received_length(self) -> int:
+        """Payload bytes actually received."""
+        return int(self._raw.received_length)
+
+    @property
+    def payload_ranges(self) -> list[tuple[int, int]]:
+        """The received ``[start, end)`` byte ranges (only with incomplete_keep_payload_ranges)."""
+        raw = self._raw
+        r = raw.ranges
+        return [(int(r[2 * i]), int(r[2 * i + 1])) for i in range(raw.n_ranges)]
+
+    def __repr__(self) -> str:
+        return f"<spead2.recv.IncompleteHeap cnt={self.cnt} {self.received_length}/{self.heap_length} bytes>"
+
+
+def wrap_heap(raw: Any, bug_compat: int) -> Heap | IncompleteHeap:
+    """Owns a heap popped from the kernel's ring."""
+    return (Heap if raw.complete else IncompleteHeap)._wrap(raw, bug_compat)

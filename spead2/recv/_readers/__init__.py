@@ -1,0 +1,1 @@
+"""Transports that feed a stream core: each only moves bytes."""
