@@ -586,7 +586,12 @@ class ItemGroup:
         where it happened; what was applied before stays applied.
         """
         for raw_descriptor in heap.get_descriptors():
-            self._add_item(Item.from_raw(raw_descriptor, flavour=heap.flavour))
+            try:
+                item = Item.from_raw(raw_descriptor, flavour=heap.flavour)
+            except Exception as exc:
+                _add_note(exc, f"in the descriptor of item {raw_descriptor.id:#x} ({raw_descriptor.name!r})")
+                raise
+            self._add_item(item)
         updated: dict[str, Item] = {}
         for raw_item in heap.get_items():
             if raw_item.id <= STREAM_CTRL_ID:
@@ -595,7 +600,19 @@ class ItemGroup:
             if item is None:
                 _logger.warning("Item with ID %#x received but there is no descriptor", raw_item.id)
                 continue
-            item.set_from_raw(raw_item, new_order=new_order)
+            try:
+                item.set_from_raw(raw_item, new_order=new_order)
+            except Exception as exc:
+                _add_note(exc, f"in the value of item {raw_item.id:#x} ({item.name!r})")
+                raise
             item.version += 1
             updated[item.name] = item
         return updated
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    """Says which item an error is about without changing its message, which must stay the
+    reference's (Python 3.11+; older Pythons just keep the message)."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(note)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -246,6 +247,19 @@ class TestUpdate:
             group.update(FakeHeap([raw(0x1000, b"\1\2"), raw(0x1001, b"\xff"), raw(0x1000, b"\3\4")]))
         assert group["a"].value.tolist() == [1, 2]
         assert versions(group) == [(0x1000, "a", 3), (0x1001, "s", 1)]
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes need Python 3.11")
+    def test_errors_name_the_item_in_a_note(self) -> None:
+        group = spead2.ItemGroup()
+        bad = raw_descriptor(0x1001, b"bad", shape=[1], format=[("z", 8)])
+        with pytest.raises(ValueError) as info:
+            group.update(FakeHeap([], [bad]))
+        assert str(info.value) == "illegal format (z, 8)"  # the message itself is the reference's
+        assert info.value.__notes__ == ["in the descriptor of item 0x1001 (b'bad')"]
+        group.update(FakeHeap([], [U8_PAIR]))
+        with pytest.raises(ValueError, match=r"^Item a has too few elements for shape \(1 < 2\)") as info:
+            group.update(FakeHeap([raw(0x1000, b"\1")]))
+        assert info.value.__notes__ == ["in the value of item 0x1000 ('a')"]
 
     def test_bad_descriptor_stops_the_update(self) -> None:
         group = spead2.ItemGroup()

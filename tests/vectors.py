@@ -2,14 +2,33 @@
 
 Reusable by any test that checks decoded heaps against them:
 
-* :func:`vectors_dir` / :func:`load_scenarios` find and load the scenarios (tests skip, with the
-  reason, when the vectors are absent); :func:`heap_params` gives pytest parameters for every
-  expected heap of a kind.
+* :func:`vectors_dir` / :func:`load_scenarios` find and load the scenarios (``$SPEAD2_VECTORS_DIR``
+  or ``../shared/vectors`` beside the repository; tests skip, saying why, when they are absent);
+  :func:`heap_params` gives pytest parameters ``(scenario, form)``.
+* :class:`Scenario` gives each scenario's files, stream/ring config, ``new_order`` and expected
+  heaps and stats per form.
 * :func:`raw_items_from_json`, :func:`raw_descriptors_from_json`, :func:`flavour_from_json` rebuild
   a heap's contents from its JSON (large raw items are rebuilt from the scenario's ``.bin``).
-* ``encode_*`` turn spead2 objects into the README's JSON encoding (ITEM, VALUE, DTYPE, ...), and
-  :func:`check_heap` compares a decoded heap (plus the ItemGroup and what ``update`` returned or
-  raised) with an expected HEAP.
+* ``encode_*`` turn spead2 objects into the README's JSON encoding (HEAP, ITEM, VALUE, DTYPE, ...);
+  :func:`update` runs ``ItemGroup.update`` and returns what it returned or raised, and
+  :func:`check_heap` compares a heap (plus the ItemGroup and that outcome) with an expected HEAP.
+
+A stream-level test looks like::
+
+    @pytest.mark.parametrize(("scenario", "form"), vectors.heap_params(kind=None))
+    def test_stream(scenario, form):
+        stream = ...  # StreamConfig(**scenario.stream_config), RingStreamConfig(**scenario.ring_config)
+        item_group = spead2.ItemGroup()
+        heaps = ...   # every heap stream.get() yields until Stopped
+        for heap, expected in zip(heaps, scenario.expected_heaps(form), strict=True):
+            if expected["kind"] == "heap":
+                outcome = vectors.update(item_group, heap, scenario.new_order)
+                vectors.check_heap(expected, heap, item_group, outcome)
+            else:
+                vectors.check_heap(expected, heap)
+
+(checked against the reference itself: decoding every scenario with the reference's stream and
+these helpers reproduces all the expected heaps and stats.)
 """
 
 from __future__ import annotations

@@ -16,9 +16,25 @@ typedef struct pool_buffer {
     void *token;
 } pool_buffer;
 
+/* The malloc allocator keeps a few freed buffers for reuse by a request of the same size, up to
+ * this many bytes.  Without it, glibc returns each freed heap to the kernel and faults fresh
+ * zeroed pages in for the next one, which costs more than copying the payload. */
+enum { RECYCLE_SLOTS = 16 };
+static const size_t RECYCLE_BYTES = (size_t) 64 << 20;
+
+typedef struct recycled {
+    uint8_t *ptr;
+    size_t size;
+} recycled;
+
 struct sp2_allocator {
     int kind;
     volatile long refs;
+    /* malloc: recycled buffers (most recent last) */
+    sp2_mutex recycle_lock;
+    recycled recycle[RECYCLE_SLOTS];
+    size_t n_recycled;
+    size_t recycled_bytes;
     /* mmap */
     int mmap_flags;
     int prefer_huge;
@@ -49,7 +65,68 @@ static sp2_allocator *allocator_new(int kind)
 
 sp2_allocator *sp2_allocator_malloc_new(void)
 {
-    return allocator_new(KIND_MALLOC);
+    sp2_allocator *a = allocator_new(KIND_MALLOC);
+    if (a && sp2_mutex_init(&a->recycle_lock) != 0)
+    {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static uint8_t *malloc_alloc(sp2_allocator *a, size_t size)
+{
+    sp2_mutex_lock(&a->recycle_lock);
+    for (size_t i = a->n_recycled; i-- > 0;)
+    {
+        if (a->recycle[i].size == size)
+        {
+            uint8_t *ptr = a->recycle[i].ptr;
+            a->recycle[i] = a->recycle[--a->n_recycled];
+            a->recycled_bytes -= size;
+            sp2_mutex_unlock(&a->recycle_lock);
+            return ptr;
+        }
+    }
+    sp2_mutex_unlock(&a->recycle_lock);
+    return malloc(size ? size : 1);
+}
+
+static void malloc_free(sp2_allocator *a, uint8_t *ptr, size_t size)
+{
+    if (size >= 4096 && size <= RECYCLE_BYTES / 4)
+    {
+        sp2_mutex_lock(&a->recycle_lock);
+        if (a->n_recycled == RECYCLE_SLOTS || a->recycled_bytes + size > RECYCLE_BYTES)
+        {
+            /* make room by dropping the oldest */
+            recycled old = a->recycle[0];
+            memmove(&a->recycle[0], &a->recycle[1], (a->n_recycled - 1) * sizeof(recycled));
+            a->n_recycled--;
+            a->recycled_bytes -= old.size;
+            if (a->recycled_bytes + size > RECYCLE_BYTES)
+            {
+                sp2_mutex_unlock(&a->recycle_lock);
+                free(old.ptr);
+                free(ptr);
+                return;
+            }
+            a->recycle[a->n_recycled].ptr = ptr;
+            a->recycle[a->n_recycled].size = size;
+            a->n_recycled++;
+            a->recycled_bytes += size;
+            sp2_mutex_unlock(&a->recycle_lock);
+            free(old.ptr);
+            return;
+        }
+        a->recycle[a->n_recycled].ptr = ptr;
+        a->recycle[a->n_recycled].size = size;
+        a->n_recycled++;
+        a->recycled_bytes += size;
+        sp2_mutex_unlock(&a->recycle_lock);
+        return;
+    }
+    free(ptr);
 }
 
 sp2_allocator *sp2_allocator_mmap_new(int flags, int prefer_huge)
@@ -237,6 +314,12 @@ void sp2_allocator_release(sp2_allocator *a)
         return;
     if (a->kind == KIND_POOL)
         pool_destroy(a);
+    else if (a->kind == KIND_MALLOC)
+    {
+        for (size_t i = 0; i < a->n_recycled; i++)
+            free(a->recycle[i].ptr);
+        sp2_mutex_destroy(&a->recycle_lock);
+    }
     free(a);
 }
 
@@ -273,7 +356,7 @@ uint8_t *sp2_alloc(sp2_allocator *a, size_t size, void **token)
         sp2_mutex_unlock(&a->lock);
         return sp2_alloc(a->base, a->upper, token);
     default:
-        return malloc(size ? size : 1);
+        return malloc_alloc(a, size);
     }
 }
 
@@ -305,7 +388,7 @@ void sp2_free(sp2_allocator *a, uint8_t *ptr, size_t size, void *token)
         sp2_free(a->base, ptr, a->upper, token);
         return;
     default:
-        free(ptr);
+        malloc_free(a, ptr, size);
     }
 }
 

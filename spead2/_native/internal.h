@@ -77,6 +77,7 @@ typedef struct sp2_ring {
     int space_wanted;
     int waiters;
     int producer_waiting;
+    int64_t spin_ns;              /* how long a consumer spins before sleeping (adaptive) */
     int data_fd[2];               /* semaphore pipe: one byte per queued heap */
     int space_fd[2];              /* producer wake-up */
 } sp2_ring;

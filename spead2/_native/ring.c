@@ -6,6 +6,15 @@
  * frameworks; its write end is closed at the stop so that it stays readable from then on. */
 #include "internal.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void sp2_cpu_relax(void) { _mm_pause(); }
+#else
+static inline void sp2_cpu_relax(void) {}
+#endif
+
+static const int64_t SPIN_NS = 20000;
+
 #include <errno.h>
 #ifndef _WIN32
 #include <fcntl.h>
@@ -57,6 +66,7 @@ int sp2_ring_init(sp2_ring *r, size_t capacity)
     memset(r, 0, sizeof(*r));
     r->capacity = capacity;
     r->resume_level = capacity / 2;
+    r->spin_ns = SPIN_NS;
     r->data_fd[0] = r->data_fd[1] = -1;
     r->space_fd[0] = r->space_fd[1] = -1;
     if (sp2_mutex_init(&r->lock) != 0)
@@ -139,6 +149,18 @@ int sp2_ring_want_space(sp2_ring *r, int64_t wait_ns, int *blocked)
     *blocked = !has_room_locked(r);
     if (wait_ns > 0 && *blocked)
     {
+        /* The consumer is on another thread and usually takes a heap within microseconds:
+         * spin briefly before sleeping, so that neither side settles into waking the other. */
+        sp2_mutex_unlock(&r->lock);
+        int64_t until = sp2_now_ns() + (wait_ns < SPIN_NS ? wait_ns : SPIN_NS);
+        while (sp2_now_ns() < until
+               && __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) > r->resume_level
+               && !__atomic_load_n(&r->stopped, __ATOMIC_ACQUIRE))
+            sp2_cpu_relax();
+        sp2_mutex_lock(&r->lock);
+    }
+    if (wait_ns > 0 && !has_room_locked(r))
+    {
         int64_t deadline = sp2_now_ns() + wait_ns;
         r->producer_waiting = 1;
         while (!has_room_locked(r))
@@ -207,13 +229,42 @@ void sp2_ring_stop(sp2_stream *s)
     sp2_ring_close(&s->ring);
 }
 
+/* Spins for up to r->spin_ns waiting for a heap; returns nonzero if one came. */
+static int spin_for_heap(sp2_ring *r)
+{
+    int64_t spin = __atomic_load_n(&r->spin_ns, __ATOMIC_RELAXED);
+    if (spin <= 0)
+        return 0;
+    int64_t until = sp2_now_ns() + spin;
+    while (sp2_now_ns() < until)
+    {
+        if (__atomic_load_n(&r->count, __ATOMIC_ACQUIRE) != 0 || __atomic_load_n(&r->stopped, __ATOMIC_ACQUIRE))
+            return 1;
+        sp2_cpu_relax();
+    }
+    return 0;
+}
+
 sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
 {
     sp2_ring *r = &s->ring;
+    int spun = 0, spin_paid = 0;
+    if (timeout_ns != 0 && __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) == 0)
+    {
+        /* A busy producer on another core usually delivers within microseconds: a short spin
+         * saves a sleep and a wake-up (two context switches, and a futex wake that the producer
+         * pays for).  The spin adapts: it shrinks while it fails (an idle stream costs no CPU)
+         * and comes back when sleeps turn out short. */
+        spun = 1;
+        spin_paid = spin_for_heap(r);
+    }
     sp2_mutex_lock(&r->lock);
+    if (spun)
+        r->spin_ns = spin_paid ? SPIN_NS : r->spin_ns - SPIN_NS / 8;
     if (r->count == 0 && !r->stopped && timeout_ns != 0)
     {
-        int64_t deadline = timeout_ns > 0 ? sp2_now_ns() + timeout_ns : 0;
+        int64_t start = sp2_now_ns();
+        int64_t deadline = timeout_ns > 0 ? start + timeout_ns : 0;
         r->waiters++;
         while (r->count == 0 && !r->stopped)
         {
@@ -228,6 +279,8 @@ sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
             }
         }
         r->waiters--;
+        if (r->count != 0 && sp2_now_ns() - start < 4 * SPIN_NS)
+            r->spin_ns = SPIN_NS;   /* the sleep was short: spinning would have paid */
     }
     if (r->count == 0)
     {
