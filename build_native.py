@@ -59,7 +59,9 @@ ffibuilder.set_source(
     include_dirs=[str(NATIVE.relative_to(HERE))],
     define_macros=[("SP2_BUILD_ID", '"' + build_id() + '"'), ("_GNU_SOURCE", "1")],
     extra_compile_args=compile_args(),
-    extra_link_args=(["-fsanitize=" + os.environ["SPEAD2_SANITIZE"]] if os.environ.get("SPEAD2_SANITIZE") else [])
+    extra_link_args=(
+        ["-fsanitize=" + os.environ["SPEAD2_SANITIZE"]] if os.environ.get("SPEAD2_SANITIZE") else []
+    )
     + ([] if sys.platform in ("win32", "darwin") else ["-pthread"]),
 )
 

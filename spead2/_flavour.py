@@ -13,11 +13,19 @@ class Flavour:
 
     def __init__(
         self,
-        version: int = 4,
-        item_pointer_bits: int = 64,
-        heap_address_bits: int = 40,
+        version: int | None = None,
+        item_pointer_bits: int | None = None,
+        heap_address_bits: int | None = None,
         bug_compat: int = 0,
     ) -> None:
+        given = (version, item_pointer_bits, heap_address_bits)
+        if all(v is None for v in given) and bug_compat == 0:
+            version, item_pointer_bits, heap_address_bits = 4, 64, 40
+        elif any(v is None for v in given):
+            raise TypeError(
+                "Flavour() takes no arguments, or version, item_pointer_bits and heap_address_bits"
+            )
+        assert version is not None and item_pointer_bits is not None and heap_address_bits is not None
         version = operator.index(version)
         item_pointer_bits = operator.index(item_pointer_bits)
         heap_address_bits = operator.index(heap_address_bits)

@@ -31,19 +31,21 @@ def source_build_id() -> str | None:
 
 
 try:
-    from spead2._native_kernel import ffi, lib  # type: ignore[import-not-found]
+    from spead2._native_kernel import ffi, lib
 except ImportError as exc:
-    raise ImportError(f"spead2's C kernel (spead2._native_kernel) is missing or cannot be loaded ({exc}); {_REBUILD}") from exc
+    raise ImportError(
+        f"spead2's C kernel (spead2._native_kernel) is missing or cannot be loaded ({exc}); {_REBUILD}"
+    ) from exc
 
 BUILD_ID: str = ffi.string(lib.sp2_build_id()).decode()
 _expected = source_build_id()
 if _expected is not None and _expected != BUILD_ID and not os.environ.get("SPEAD2_ALLOW_STALE_KERNEL"):
     raise ImportError(
-        f"spead2's C kernel is stale: it was built from other sources (build {BUILD_ID}, sources {_expected}); "
-        + _REBUILD
+        "spead2's C kernel is stale: it was built from other sources "
+        f"(build {BUILD_ID}, sources {_expected}); {_REBUILD}"
     )
 
-__all__ = ["BUILD_ID", "ffi", "lib", "raise_status", "ensure"]
+__all__ = ["BUILD_ID", "ensure", "ffi", "lib", "raise_status"]
 
 
 def raise_status(status: int, what: str) -> NoReturn:

@@ -39,7 +39,9 @@ class RawItem(np.ndarray):
     @classmethod
     def immediate(cls, id: int, value: int, heap_address_bits: int) -> RawItem:
         """An immediate item: ``value`` as heap_address_bits / 8 big-endian bytes."""
-        item = np.frombuffer(bytearray(value.to_bytes(heap_address_bits // 8, "big")), dtype=np.uint8).view(cls)
+        item = np.frombuffer(bytearray(value.to_bytes(heap_address_bits // 8, "big")), dtype=np.uint8).view(
+            cls
+        )
         item.id = id
         item.is_immediate = True
         item.immediate_value = value

@@ -38,7 +38,9 @@ def _bind_current_thread(core: int) -> None:
 class _Worker:
     """One daemon thread running one event loop, started with a handshake."""
 
-    def __init__(self, name: str, core: int | None, loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> None:
+    def __init__(
+        self, name: str, core: int | None, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+    ) -> None:
         self._core = core
         self._loop_factory = loop_factory
         self._ready: concurrent.futures.Future[asyncio.AbstractEventLoop] = concurrent.futures.Future()
@@ -102,7 +104,8 @@ class ThreadPool:
         cores = [operator.index(c) for c in affinity]
         factory = loop_factory or _default_loop_factory
         self._workers = [
-            _Worker(f"spead2-worker-{i}", cores[i % len(cores)] if cores else None, factory) for i in range(threads)
+            _Worker(f"spead2-worker-{i}", cores[i % len(cores)] if cores else None, factory)
+            for i in range(threads)
         ]
         self._next = itertools.count()
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()

@@ -12,8 +12,17 @@ from spead2.tools._encode import Heap as EncHeap
 
 __all__ = ["EncHeap", "Encoder", "Item", "Kernel", "packet", "pointer"]
 
-CORE_STATS = ("heaps", "incomplete_heaps_evicted", "incomplete_heaps_flushed", "packets", "batches",
-              "max_batch", "single_packet_heaps", "search_dist", "worker_blocked")
+CORE_STATS = (
+    "heaps",
+    "incomplete_heaps_evicted",
+    "incomplete_heaps_flushed",
+    "packets",
+    "batches",
+    "max_batch",
+    "single_packet_heaps",
+    "search_dist",
+    "worker_blocked",
+)
 
 
 class Kernel:
@@ -50,7 +59,7 @@ class Kernel:
 
     def pop(self) -> Heap | IncompleteHeap | None:
         raw = lib.sp2_ring_pop(self.stream, 0)
-        return None if raw == ffi.NULL else wrap_heap(raw, 0)
+        return None if raw == ffi.NULL else wrap_heap(raw)
 
     def heaps(self) -> list[Heap | IncompleteHeap]:
         out = []

@@ -71,10 +71,6 @@ def test_bug_compat_flags() -> None:
     assert spead2.BUG_COMPAT_PYSPEAD_0_5_2 == 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reference accepts only () or at least 3 arguments; spead2/_flavour.py defaults them",
-)
 def test_two_arguments_are_rejected() -> None:
     with pytest.raises(TypeError):
         Flavour(4, 64)

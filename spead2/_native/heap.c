@@ -507,6 +507,7 @@ sp2_heap_impl *sp2_live_heap_freeze(sp2_stream *s, sp2_live_heap *h, int as_comp
         }
     }
     pub->heap_address_bits = (uint8_t) hab;
+    pub->bug_compat = s->config.bug_compat;
     pub->complete = (uint8_t) as_complete;
     pub->start_of_stream = h->start_of_stream;
     pub->end_of_stream = h->end_of_stream;

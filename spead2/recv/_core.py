@@ -57,6 +57,7 @@ class StreamCore:
         cfg.ring_heaps = ring_config.heaps
         cfg.max_heap_size = config.max_heap_size
         cfg.full_wait_ns = full_wait_ns
+        cfg.bug_compat = config.bug_compat
         cfg.memcpy_nontemporal = config.memcpy == 1
         cfg.stop_on_stop_item = config.stop_on_stop_item
         cfg.allow_unsized_heaps = config.allow_unsized_heaps
@@ -65,17 +66,18 @@ class StreamCore:
         cfg.keep_payload_ranges = ring_config.incomplete_keep_payload_ranges
         allocator = config.memory_allocator
         out = ffi.new("sp2_stream **")
-        ensure(lib.sp2_stream_new(cfg, allocator._handle if allocator is not None else ffi.NULL, out), "Stream")
+        ensure(
+            lib.sp2_stream_new(cfg, allocator._handle if allocator is not None else ffi.NULL, out), "Stream"
+        )
         self._stream = ffi.gc(out[0], lib.sp2_stream_free)
         self._allocator = allocator
         self._stat_config = config.stats
-        self.bug_compat = config.bug_compat
         self.contiguous_only = ring_config.contiguous_only
         self.explicit_start = config.explicit_start
         self.loop: asyncio.AbstractEventLoop | None = None
         self.readers: list[Reader] = []
         self.started = not config.explicit_start
-        self.stopped = False          # no reader runs any more (loop side)
+        self.stopped = False  # no reader runs any more (loop side)
         self.paused = False
         self._space_fd = -1
         #: Set by the asyncio façade: called on the loop after heaps may have been queued.
@@ -89,8 +91,17 @@ class StreamCore:
     def stats(self) -> StreamStats:
         raw = ffi.new("sp2_stats *")
         lib.sp2_stream_get_stats(self._stream, raw)
-        core = [raw.heaps, raw.incomplete_heaps_evicted, raw.incomplete_heaps_flushed, raw.packets,
-                raw.batches, raw.max_batch, raw.single_packet_heaps, raw.search_dist, raw.worker_blocked]
+        core = [
+            raw.heaps,
+            raw.incomplete_heaps_evicted,
+            raw.incomplete_heaps_flushed,
+            raw.packets,
+            raw.batches,
+            raw.max_batch,
+            raw.single_packet_heaps,
+            raw.search_dist,
+            raw.worker_blocked,
+        ]
         values = core + [0] * (len(self._stat_config) - len(core))
         drops = {name: int(raw.drops[i]) for i, name in enumerate(DROP_REASONS)}
         return StreamStats(self._stat_config, values, drops)
@@ -100,7 +111,7 @@ class StreamCore:
         raw = lib.sp2_ring_pop(self._stream, timeout_ns)
         if raw == ffi.NULL:
             return None
-        return wrap_heap(raw, self.bug_compat)
+        return wrap_heap(raw)
 
     def drained(self) -> bool:
         """True once the stream has stopped and every queued heap has been taken."""
@@ -256,15 +267,20 @@ class StreamCore:
             detail = ", ".join(f"{n} {reason}" for reason, n in dropped.items())
             _logger.warning("dropped %d packet(s): %s", sum(dropped.values()), detail)
         if self.contiguous_only:
-            lost = (stats.incomplete_heaps_evicted - before.incomplete_heaps_evicted
-                    + stats.incomplete_heaps_flushed - before.incomplete_heaps_flushed)
+            lost = (
+                stats.incomplete_heaps_evicted
+                - before.incomplete_heaps_evicted
+                + stats.incomplete_heaps_flushed
+                - before.incomplete_heaps_flushed
+            )
             if lost:
                 _logger.warning("dropped %d incomplete heap(s)", lost)
         if isinstance(self._allocator, MemoryPool):
             events = self._allocator._empty_events
             if events != self._pool_events:
-                _logger.warning("memory pool was empty %d time(s): allocated on demand",
-                                events - self._pool_events)
+                _logger.warning(
+                    "memory pool was empty %d time(s): allocated on demand", events - self._pool_events
+                )
                 self._pool_events = events
 
 

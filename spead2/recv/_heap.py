@@ -30,51 +30,56 @@ def _flavour(heap_address_bits: int, bug_compat: int) -> Flavour:
 
 
 class _HeapBase:
-    __slots__ = ("_bug_compat", "_owner", "_payload", "_raw")
+    # _owner: the owning cdata of the kernel struct (through which fields are read);
+    # _payload: the payload as a numpy array, made on first use.
+    __slots__ = ("_owner", "_payload")
+    _owner: Any
+    _payload: np.ndarray | None
 
     def __init__(self) -> None:
         raise TypeError(f"{type(self).__name__} objects are made by streams, not constructed")
 
     @classmethod
-    def _wrap(cls, raw: Any, bug_compat: int) -> Any:
+    def _wrap(cls, raw: Any) -> Any:
         heap = cls.__new__(cls)
-        heap._raw = raw
         heap._owner = ffi.gc(raw, lib.sp2_heap_free)
         heap._payload = None
-        heap._bug_compat = bug_compat
         return heap
 
     @property
     def cnt(self) -> int:
         """Heap identifier."""
-        return int(self._raw.cnt)
+        return int(self._owner.cnt)
 
     @property
     def flavour(self) -> Flavour:
         """SPEAD flavour the heap was encoded with."""
-        return _flavour(self._raw.heap_address_bits, self._bug_compat)
+        return _flavour(self._owner.heap_address_bits, self._owner.bug_compat)
 
     def is_start_of_stream(self) -> bool:
         """True if the heap holds a stream-control start item."""
-        return bool(self._raw.start_of_stream)
+        return bool(self._owner.start_of_stream)
 
     def is_end_of_stream(self) -> bool:
         """True if the heap holds a stream-control stop item."""
-        return bool(self._raw.end_of_stream)
+        return bool(self._owner.end_of_stream)
 
     def _payload_array(self) -> np.ndarray:
         payload = self._payload
         if payload is None:
-            raw = self._raw
+            raw = self._owner
             if raw.payload == ffi.NULL:
                 payload = np.zeros(0, dtype=np.uint8)
             else:
                 # Hand ownership of the struct to a cdata of the payload pointer: views of the
                 # payload keep that cdata alive through their buffer, and with it the struct.
-                ffi.gc(self._owner, None)
-                owner = ffi.gc(raw.payload, lambda _ptr, raw=raw: lib.sp2_heap_free(raw))
-                self._owner = owner
-                payload = np.frombuffer(ffi.buffer(owner, raw.payload_size), dtype=np.uint8)
+                struct = ffi.cast("sp2_heap *", raw)
+                ffi.gc(raw, None)
+                owner = ffi.gc(struct.payload, lambda _ptr: lib.sp2_heap_free(struct))
+                payload = np.frombuffer(ffi.buffer(owner, struct.payload_size), dtype=np.uint8)
+                # Field reads go through a plain pointer from now on, kept valid by `owner`
+                # (referenced by the payload array, which this heap holds).
+                self._owner = struct
             self._payload = payload
         return payload
 
@@ -82,8 +87,7 @@ class _HeapBase:
         out: list[RawItem] = []
         if count == 0:
             return out
-        raw = self._raw
-        hab = raw.heap_address_bits
+        hab = self._owner.heap_address_bits
         payload = None
         for i in range(count):
             it = items[i]
@@ -101,7 +105,7 @@ class _HeapBase:
     def get_items(self) -> list[RawItem]:
         """The heap's raw items (item pointers other than the packet fields, descriptors and
         padding), ordered by address; values are views of the heap's payload."""
-        return self._raw_items(self._raw.items, self._raw.n_items)
+        return self._raw_items(self._owner.items, self._owner.n_items)
 
 
 class Heap(_HeapBase):
@@ -111,7 +115,7 @@ class Heap(_HeapBase):
 
     def get_descriptors(self) -> list[RawDescriptor]:
         """The item descriptors the heap carries."""
-        raw = self._raw
+        raw = self._owner
         if raw.n_descriptors == 0:
             return []
         from spead2._descriptors import parse_descriptors
@@ -131,17 +135,17 @@ class IncompleteHeap(_HeapBase):
     @property
     def heap_length(self) -> int:
         """Expected payload bytes, or -1 if no packet said."""
-        return int(self._raw.heap_length)
+        return int(self._owner.heap_length)
 
     @property
     def received_length(self) -> int:
         """Payload bytes actually received."""
-        return int(self._raw.received_length)
+        return int(self._owner.received_length)
 
     @property
     def payload_ranges(self) -> list[tuple[int, int]]:
         """The received ``[start, end)`` byte ranges (only with incomplete_keep_payload_ranges)."""
-        raw = self._raw
+        raw = self._owner
         r = raw.ranges
         return [(int(r[2 * i]), int(r[2 * i + 1])) for i in range(raw.n_ranges)]
 
@@ -149,6 +153,6 @@ class IncompleteHeap(_HeapBase):
         return f"<spead2.recv.IncompleteHeap cnt={self.cnt} {self.received_length}/{self.heap_length} bytes>"
 
 
-def wrap_heap(raw: Any, bug_compat: int) -> Heap | IncompleteHeap:
+def wrap_heap(raw: Any) -> Heap | IncompleteHeap:
     """Owns a heap popped from the kernel's ring."""
-    return (Heap if raw.complete else IncompleteHeap)._wrap(raw, bug_compat)
+    return (Heap if raw.complete else IncompleteHeap)._wrap(raw)

@@ -48,8 +48,12 @@ class StreamStats:
     search_dist: int
     worker_blocked: int
 
-    def __init__(self, config: Sequence[StreamStatConfig], values: Sequence[int] | None = None,
-                 drops: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        config: Sequence[StreamStatConfig],
+        values: Sequence[int] | None = None,
+        drops: Mapping[str, int] | None = None,
+    ) -> None:
         self._config = list(config)
         self._values = list(values) if values is not None else [0] * len(self._config)
         if len(self._values) != len(self._config):
@@ -112,7 +116,9 @@ class StreamStats:
             raise TypeError(f"cannot add StreamStats and {type(other).__name__}")
         if self._config != other._config:
             raise ValueError("config must match to add stats together")
-        values = [stat.combine(a, b) for stat, a, b in zip(self._config, self._values, other._values, strict=True)]
+        values = [
+            stat.combine(a, b) for stat, a, b in zip(self._config, self._values, other._values, strict=True)
+        ]
         drops = {name: self._drops[name] + other._drops[name] for name in DROP_REASONS}
         return values, drops
 
@@ -146,7 +152,16 @@ def _core_property(index: int) -> property:
 
 
 for _i, _name in enumerate(
-    ("heaps", "incomplete_heaps_evicted", "incomplete_heaps_flushed", "packets", "batches",
-     "max_batch", "single_packet_heaps", "search_dist", "worker_blocked")
+    (
+        "heaps",
+        "incomplete_heaps_evicted",
+        "incomplete_heaps_flushed",
+        "packets",
+        "batches",
+        "max_batch",
+        "single_packet_heaps",
+        "search_dist",
+        "worker_blocked",
+    )
 ):
     setattr(StreamStats, _name, _core_property(_i))

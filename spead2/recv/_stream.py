@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from spead2._errors import Empty, Stopped
 from spead2._inproc import InprocQueue
@@ -50,7 +50,7 @@ class _StreamBase:
     DEFAULT_UDP_BUFFER_SIZE = 8 * 1024 * 1024
     DEFAULT_TCP_MAX_SIZE = 65536
     DEFAULT_TCP_BUFFER_SIZE = 212992
-    Ringbuffer = Ringbuffer
+    Ringbuffer: ClassVar[type[Ringbuffer]] = Ringbuffer
 
     _portal: LoopPortal
     #: How long input may wait in C for room in a full ring (see StreamCore).
@@ -80,11 +80,11 @@ class _StreamBase:
     @property
     def config(self) -> StreamConfig:
         """The configuration the stream was built with (a copy)."""
-        return snapshot(self._config)  # type: ignore[no-any-return]
+        return snapshot(self._config)
 
     @property
     def ring_config(self) -> RingStreamConfig:
-        return snapshot(self._ring_config)  # type: ignore[no-any-return]
+        return snapshot(self._ring_config)
 
     @property
     def stats(self) -> StreamStats:
@@ -92,8 +92,8 @@ class _StreamBase:
         return self._core.stats()
 
     @property
-    def ringbuffer(self) -> Ringbuffer:
-        return Ringbuffer(self._core)
+    def ringbuffer(self) -> _Ringbuffer:
+        return _Ringbuffer(self._core)
 
     @property
     def fd(self) -> int:
@@ -174,7 +174,8 @@ class Stream(_StreamBase):
         """The next heap, waiting for one if needed; raises Stopped once stopped and drained."""
         if self._portal.in_loop_thread():
             raise RuntimeError(
-                "Stream.get() called on the stream's own ThreadPool thread would wait forever; use get_nowait()"
+                "Stream.get() called on the stream's own ThreadPool thread would wait forever; "
+                "use get_nowait()"
             )
         core = self._core
         while True:
@@ -191,3 +192,6 @@ class Stream(_StreamBase):
                 yield self.get()
             except Stopped:
                 return
+
+
+_Ringbuffer = Ringbuffer

@@ -43,7 +43,9 @@ def packet(
     pointers: Sequence[int], payload: bytes = b"", heap_address_bits: int = 40, *, n_items: int | None = None
 ) -> bytes:
     """A packet from raw pointers and payload (``n_items`` overrides the header's count)."""
-    header = (0x53 << 56) | (4 << 48) | (((64 - heap_address_bits) // 8) << 40) | ((heap_address_bits // 8) << 32)
+    header = (
+        (0x53 << 56) | (4 << 48) | (((64 - heap_address_bits) // 8) << 40) | ((heap_address_bits // 8) << 32)
+    )
     header |= len(pointers) if n_items is None else n_items
     return _Q.pack(header) + b"".join(_Q.pack(p) for p in pointers) + payload
 
@@ -120,8 +122,13 @@ class Encoder:
             if room <= 0 and total > offset:
                 raise ValueError("max_packet_size is too small for the item pointers")
             length = min(room, total - offset)
-            out.append(packet(fields(offset, length) + extra, bytes(payload[offset : offset + length]),
-                              self.heap_address_bits))
+            out.append(
+                packet(
+                    fields(offset, length) + extra,
+                    bytes(payload[offset : offset + length]),
+                    self.heap_address_bits,
+                )
+            )
             offset += length
             first = False
         return out
@@ -153,8 +160,11 @@ class Encoder:
             (DESCRIPTOR_DESCRIPTION_ID, description.encode()),
         ]
         if dtype is not None:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": order == "F",
-                      "shape": tuple(shape)}
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                "fortran_order": order == "F",
+                "shape": tuple(shape),
+            }
             parts.append((DESCRIPTOR_DTYPE_ID, repr(header).encode()))
             parts.append((DESCRIPTOR_SHAPE_ID, b""))
             parts.append((DESCRIPTOR_FORMAT_ID, b""))

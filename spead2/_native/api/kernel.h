@@ -68,6 +68,7 @@ typedef struct sp2_config {
     uint64_t max_heap_size;       /* largest heap payload a sender may claim */
     uint64_t full_wait_ns;        /* how long input waits in C for a full ring to drain before
                                      pausing (0 when the consumer shares the producer's thread) */
+    uint32_t bug_compat;          /* copied into every heap's flavour */
     uint8_t memcpy_nontemporal;
     uint8_t stop_on_stop_item;
     uint8_t allow_unsized_heaps;
@@ -98,6 +99,7 @@ typedef struct sp2_heap {
     uint32_t n_descriptors;
     uint64_t *ranges;             /* received payload ranges as [start, end) pairs */
     uint32_t n_ranges;
+    uint32_t bug_compat;
     uint8_t heap_address_bits;
     uint8_t complete;
     uint8_t start_of_stream;

@@ -88,7 +88,7 @@ class Stream(_StreamBase):
             self._waiters.popleft()
             future.set_result(heap)
 
-    async def get(self) -> AnyHeap:  # type: ignore[override]
+    async def get(self) -> AnyHeap:
         """The next heap; raises spead2.Stopped once the stream has stopped and is drained."""
         loop = self._loop_for_get()
         if not self._waiters:
