@@ -15,19 +15,22 @@ except ImportError:  # pragma: no cover - uvloop is installed wherever it exists
 
 import spead2
 
+LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+if uvloop is not None:
+    LOOP_FACTORIES["uvloop"] = uvloop.new_event_loop
+
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
-    if uvloop is not None:
-        factories["uvloop"] = uvloop.new_event_loop
-    return factories
+    return LOOP_FACTORIES
 
 
-@pytest.fixture
-def thread_pool() -> Iterator[spead2.ThreadPool]:
-    pool = spead2.ThreadPool()
+@pytest.fixture(params=list(LOOP_FACTORIES))
+def thread_pool(request: pytest.FixtureRequest) -> Iterator[spead2.ThreadPool]:
+    """A ThreadPool whose thread runs the stdlib loop or uvloop (the blocking façade's readers
+    run on it, so both loops get exercised)."""
+    pool = spead2.ThreadPool(loop_factory=LOOP_FACTORIES[request.param])
     yield pool
     pool.stop()
     gc.collect()
