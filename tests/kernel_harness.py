@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spead2._kernel import ffi, lib
+from spead2.recv._config import CORE_STATS as CORE_STAT_CONFIGS
 from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
 from spead2.recv._stats import DROP_REASONS
 from spead2.tools._encode import Encoder, Item, packet, pointer
@@ -12,17 +13,7 @@ from spead2.tools._encode import Heap as EncHeap
 
 __all__ = ["EncHeap", "Encoder", "Item", "Kernel", "packet", "pointer"]
 
-CORE_STATS = (
-    "heaps",
-    "incomplete_heaps_evicted",
-    "incomplete_heaps_flushed",
-    "packets",
-    "batches",
-    "max_batch",
-    "single_packet_heaps",
-    "search_dist",
-    "worker_blocked",
-)
+CORE_STATS = tuple(stat.name for stat in CORE_STAT_CONFIGS)
 
 
 class Kernel:

@@ -94,39 +94,29 @@ static uint8_t *malloc_alloc(sp2_allocator *a, size_t size)
 
 static void malloc_free(sp2_allocator *a, uint8_t *ptr, size_t size)
 {
-    if (size >= 4096 && size <= RECYCLE_BYTES / 4)
+    if (size < 4096 || size > RECYCLE_BYTES / 4)
     {
-        sp2_mutex_lock(&a->recycle_lock);
-        if (a->n_recycled == RECYCLE_SLOTS || a->recycled_bytes + size > RECYCLE_BYTES)
-        {
-            /* make room by dropping the oldest */
-            recycled old = a->recycle[0];
-            memmove(&a->recycle[0], &a->recycle[1], (a->n_recycled - 1) * sizeof(recycled));
-            a->n_recycled--;
-            a->recycled_bytes -= old.size;
-            if (a->recycled_bytes + size > RECYCLE_BYTES)
-            {
-                sp2_mutex_unlock(&a->recycle_lock);
-                free(old.ptr);
-                free(ptr);
-                return;
-            }
-            a->recycle[a->n_recycled].ptr = ptr;
-            a->recycle[a->n_recycled].size = size;
-            a->n_recycled++;
-            a->recycled_bytes += size;
-            sp2_mutex_unlock(&a->recycle_lock);
-            free(old.ptr);
-            return;
-        }
-        a->recycle[a->n_recycled].ptr = ptr;
-        a->recycle[a->n_recycled].size = size;
-        a->n_recycled++;
-        a->recycled_bytes += size;
-        sp2_mutex_unlock(&a->recycle_lock);
+        free(ptr);
         return;
     }
-    free(ptr);
+    uint8_t *evicted[RECYCLE_SLOTS];
+    size_t n_evicted = 0;
+    sp2_mutex_lock(&a->recycle_lock);
+    /* make room by dropping the oldest (freed after unlocking) */
+    while (a->n_recycled == RECYCLE_SLOTS || a->recycled_bytes + size > RECYCLE_BYTES)
+    {
+        evicted[n_evicted++] = a->recycle[0].ptr;
+        a->recycled_bytes -= a->recycle[0].size;
+        a->n_recycled--;
+        memmove(&a->recycle[0], &a->recycle[1], a->n_recycled * sizeof(recycled));
+    }
+    a->recycle[a->n_recycled].ptr = ptr;
+    a->recycle[a->n_recycled].size = size;
+    a->n_recycled++;
+    a->recycled_bytes += size;
+    sp2_mutex_unlock(&a->recycle_lock);
+    for (size_t i = 0; i < n_evicted; i++)
+        free(evicted[i]);
 }
 
 sp2_allocator *sp2_allocator_mmap_new(int flags, int prefer_huge)

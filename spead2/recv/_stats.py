@@ -6,7 +6,7 @@ import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from spead2.recv._config import StreamStatConfig
+from spead2.recv._config import CORE_STATS, StreamStatConfig
 
 #: Why packets were dropped (``StreamStats.drops``), in the kernel's order (sp2_drop_reason).
 DROP_REASONS: tuple[str, ...] = (
@@ -151,17 +151,5 @@ def _core_property(index: int) -> property:
     return property(get, set)
 
 
-for _i, _name in enumerate(
-    (
-        "heaps",
-        "incomplete_heaps_evicted",
-        "incomplete_heaps_flushed",
-        "packets",
-        "batches",
-        "max_batch",
-        "single_packet_heaps",
-        "search_dist",
-        "worker_blocked",
-    )
-):
-    setattr(StreamStats, _name, _core_property(_i))
+for _i, _stat in enumerate(CORE_STATS):
+    setattr(StreamStats, _stat.name, _core_property(_i))
