@@ -183,6 +183,16 @@ class StreamCore:
         self._handle(status)
         return status, int(consumed[0])
 
+    @property
+    def kernel(self) -> Any:
+        """The kernel stream (cdata), for readers whose own C code feeds it (loop thread only);
+        they hand each returned status to ``handle_status``."""
+        return self._stream
+
+    def handle_status(self, status: int) -> None:
+        """Acts on the status of a feed a reader's C code made directly, as ``feed_*`` do."""
+        self._handle(status)
+
     def count_drop(self, reason: str, n: int = 1) -> None:
         lib.sp2_stream_count_drop(self._stream, DROP_REASONS.index(reason), n)
 

@@ -21,6 +21,9 @@ from spead2.recv._core import BLOCKING_FULL_WAIT_NS, POLL_NS, Reader, StreamCore
 from spead2.recv._heap import Heap, IncompleteHeap
 from spead2.recv._readers.buffer import BufferReader
 from spead2.recv._readers.inproc import InprocReader
+from spead2.recv._readers.pcap import PcapReader
+from spead2.recv._readers.tcp import make_tcp_reader
+from spead2.recv._readers.udp import make_udp_reader
 from spead2.recv._stats import StreamStats
 
 _logger = logging.getLogger("spead2")
@@ -118,6 +121,43 @@ class _StreamBase:
     def add_inproc_reader(self, queue: InprocQueue) -> None:
         """Feeds packets from an InprocQueue; the stream stops when the queue is stopped."""
         self._add_reader(InprocReader(self._core, queue))
+
+    def add_udp_reader(self, *args: Any, **kwargs: Any) -> None:
+        """Feeds the datagrams of a UDP socket.  Overloads (as the reference):
+
+        * ``(port, max_size=DEFAULT_UDP_MAX_SIZE, buffer_size=DEFAULT_UDP_BUFFER_SIZE,
+          bind_hostname='')``: binds to the first address ``bind_hostname`` resolves to (any
+          IPv4 address if empty); a multicast address is also joined;
+        * ``(socket, max_size=DEFAULT_UDP_MAX_SIZE)``: a bound UDP socket of the caller's
+          (duplicated: the caller keeps theirs);
+        * ``(multicast_group, port, max_size, buffer_size, interface_address='0.0.0.0')``: IPv4
+          multicast on the interface with that address (or a unicast address equal to it);
+        * ``(multicast_group, port, max_size, buffer_size, interface_index=0)``: IPv6 multicast
+          on the interface with that index.
+
+        ``buffer_size`` sets SO_RCVBUF (0: the OS default; a warning is logged if the kernel
+        grants less).  Datagrams larger than ``max_size`` are dropped and counted.
+        """
+        self._add_reader(make_udp_reader(self._core, *args, **kwargs))
+
+    def add_tcp_reader(self, *args: Any, **kwargs: Any) -> None:
+        """Receives packets over one TCP connection; the stream stops when it closes.
+
+        * ``(port, max_size=DEFAULT_TCP_MAX_SIZE, buffer_size=DEFAULT_TCP_BUFFER_SIZE,
+          bind_hostname='')``: listens and accepts a single connection;
+        * ``(acceptor, max_size=DEFAULT_TCP_MAX_SIZE)``: accepts from a listening socket of the
+          caller's (duplicated, so the caller may close theirs at once).
+
+        A packet that cannot be decoded or is larger than ``max_size``, or a connection closed in
+        the middle of a packet, ends the connection with a logged reason; every heap completed
+        before it is still delivered.
+        """
+        self._add_reader(make_tcp_reader(self._core, *args, **kwargs))
+
+    def add_udp_pcap_file_reader(self, filename: Any, filter: str = "") -> None:
+        """Replays the IPv4 UDP datagrams of a pcap or pcapng capture; the stream stops at the end
+        of the file.  ``filter`` is a tcpdump expression, compiled by libpcap (pcapy-ng)."""
+        self._add_reader(PcapReader(self._core, filename, filter))
 
     # ---- control ----
 
