@@ -169,11 +169,15 @@ class Encoder:
             parts.append((DESCRIPTOR_SHAPE_ID, b""))
             parts.append((DESCRIPTOR_FORMAT_ID, b""))
         else:
+            # shape entries: a flag byte (1: variable) and heap_address_bits of size; format
+            # entries: a code byte and (64 - heap_address_bits) bits of width
             shape_bytes = b"".join(
-                (b"\x02" + bytes(hab // 8)) if dim is None else (b"\x00" + dim.to_bytes(hab // 8, "big"))
+                (b"\x01" + bytes(hab // 8)) if dim is None else (b"\x00" + dim.to_bytes(hab // 8, "big"))
                 for dim in shape
             )
-            fmt = b"".join(code.encode() + bits.to_bytes(hab // 8, "big") for code, bits in (format or []))
+            fmt = b"".join(
+                code.encode() + bits.to_bytes((64 - hab) // 8, "big") for code, bits in (format or [])
+            )
             parts.append((DESCRIPTOR_SHAPE_ID, shape_bytes))
             parts.append((DESCRIPTOR_FORMAT_ID, fmt))
         payload = bytearray()
