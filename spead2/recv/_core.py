@@ -168,19 +168,19 @@ class StreamCore:
         """Back-to-back packets at ``data`` (a cdata pointer).  Returns (status, bytes consumed)."""
         consumed = ffi.new("size_t *")
         status = lib.sp2_stream_add_bytes(self._stream, data, size, max_packet, consumed)
-        self._handle(status)
+        self.handle_status(status)
         return status, int(consumed[0])
 
     def feed_datagram(self, data: Any, size: int) -> int:
         status = lib.sp2_stream_add_datagram(self._stream, data, size)
-        self._handle(status)
+        self.handle_status(status)
         return status
 
     def feed_datagrams(self, data: Any, sizes: Any, n: int) -> tuple[int, int]:
         """``n`` datagrams (cdata arrays of pointers and sizes).  Returns (status, datagrams consumed)."""
         consumed = ffi.new("size_t *")
         status = lib.sp2_stream_add_datagrams(self._stream, data, sizes, n, consumed)
-        self._handle(status)
+        self.handle_status(status)
         return status, int(consumed[0])
 
     @property
@@ -189,14 +189,12 @@ class StreamCore:
         they hand each returned status to ``handle_status``."""
         return self._stream
 
-    def handle_status(self, status: int) -> None:
-        """Acts on the status of a feed a reader's C code made directly, as ``feed_*`` do."""
-        self._handle(status)
-
     def count_drop(self, reason: str, n: int = 1) -> None:
         lib.sp2_stream_count_drop(self._stream, DROP_REASONS.index(reason), n)
 
-    def _handle(self, status: int) -> None:
+    def handle_status(self, status: int) -> None:
+        """Acts on a kernel feed's status (pause, stop, wake waiters, log drops); readers whose own
+        C code feeds the kernel call it with each status they get."""
         if status == FULL:
             self._pause()
         elif status == STOPPED:
