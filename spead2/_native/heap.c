@@ -252,6 +252,10 @@ int sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *
     uint64_t length = (uint64_t) pi->payload_length;
     uint64_t end = start + length;
 
+    /* The heap's item pointers are read with its first packet's flavour: a packet of another
+     * flavour would put ids where addresses are read (and special ids among the items). */
+    if (pi->heap_address_bits != h->heap_address_bits)
+        return 1 + SP2_DROP_BAD_FLAVOUR;
     if (pi->heap_length >= 0)
     {
         if (h->heap_length >= 0 && h->heap_length != pi->heap_length)

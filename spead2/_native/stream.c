@@ -25,8 +25,10 @@ void sp2_config_init(sp2_config *c)
 int sp2_stream_new(const sp2_config *config, sp2_allocator *allocator, sp2_stream **out)
 {
     *out = NULL;
+    /* The pointer and range limits stay far below 2^31: their arrays double in 32-bit counts. */
     if (config->max_heaps == 0 || config->substreams == 0 || config->ring_heaps == 0
         || config->max_heap_pointers == 0 || config->max_heap_ranges == 0
+        || config->max_heap_pointers > (UINT32_C(1) << 28) || config->max_heap_ranges > (UINT32_C(1) << 28)
         || (uint64_t) config->max_heaps * config->substreams > (UINT64_C(1) << 24))
         return SP2_E_INVALID;
     sp2_stream *s = calloc(1, sizeof(*s));
