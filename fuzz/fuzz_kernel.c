@@ -297,7 +297,10 @@ static void op_bytes(fuzz_state *f, const uint8_t *data, size_t size, size_t max
         sp2_packet_info info;
         int ret = sp2_decode_packet(f->pending + consumed, f->n_pending - consumed, 0, &info);
         CHECK(ret != 0 || (max_packet && info.size > max_packet));
-        CHECK(ret == 0 || ret != -1 - SP2_DROP_TOO_SHORT || (max_packet && f->n_pending - consumed >= max_packet));
+        /* a partial packet is rejected only once it cannot fit: all of max_packet is there, or
+         * its header already announces more */
+        CHECK(ret == 0 || ret != -1 - SP2_DROP_TOO_SHORT
+              || (max_packet && (f->n_pending - consumed >= max_packet || info.size > max_packet)));
         f->decode_drops[ret < 0 && ret != -1 - SP2_DROP_TOO_SHORT ? -1 - ret : SP2_DROP_TOO_LARGE]++;
         f->n_pending = 0;   /* the connection is closed: the rest is discarded */
     }

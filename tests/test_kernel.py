@@ -427,9 +427,12 @@ def test_bytes_reject_packets_over_max_size() -> None:
     big = piece(1, bytes(5000), 0, 5000)
     k = Kernel()
     assert k.feed(big, max_packet=1000) == (lib.SP2_BAD_PACKET, 0)
-    # a partial packet that can no longer fit in max_packet is rejected too, not waited for
+    # a partial packet that can no longer fit in max_packet is rejected too, not waited for:
+    # once max_packet bytes are there, or as soon as its header announces more
     assert k.feed(big[:2000], max_packet=1000)[0] == lib.SP2_BAD_PACKET
-    assert k.drops() == {"too_large": 2}
+    assert k.feed(big[:100], max_packet=1000)[0] == lib.SP2_BAD_PACKET
+    assert k.feed(big[:20], max_packet=1000)[0] == lib.SP2_PARTIAL  # header incomplete: wait
+    assert k.drops() == {"too_large": 3}
 
 
 # ---- the ring ----

@@ -5,6 +5,8 @@ static int fail(int reason) { return -1 - reason; }
 
 int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out)
 {
+    out->info.size = 0;
+    out->info.n_items = 0;
     if (size < 8)
         return fail(SP2_DROP_TOO_SHORT);
     uint64_t header = sp2_load_be64(data);
@@ -18,6 +20,10 @@ int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out
         return fail(SP2_DROP_BAD_FLAVOUR);
     uint32_t n_items = (uint32_t) (header & 0xffff);
     size_t header_size = 8 + 8 * (size_t) n_items;
+    /* On a short buffer, info.size says how much the packet needs at least: a byte stream
+     * reader can reject a packet larger than it accepts before waiting for all of it. */
+    out->info.n_items = n_items;
+    out->info.size = header_size;
     if (size < header_size)
         return fail(SP2_DROP_TOO_SHORT);
 
@@ -50,6 +56,7 @@ int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out
         return fail(SP2_DROP_MISSING_FIELD);
     /* payload_length < 2^56, so this cannot overflow */
     uint64_t total = (uint64_t) header_size + (uint64_t) payload_length;
+    out->info.size = total;
     if (exact_size ? total != size : total > size)
         return fail(exact_size ? SP2_DROP_SIZE_MISMATCH : SP2_DROP_TOO_SHORT);
     if (heap_length >= 0 && payload_offset + payload_length > heap_length)
@@ -59,8 +66,6 @@ int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out
     out->info.heap_length = heap_length;
     out->info.payload_offset = payload_offset;
     out->info.payload_length = payload_length;
-    out->info.size = total;
-    out->info.n_items = n_items;
     out->info.heap_address_bits = (uint8_t) address_bits;
     out->pointers = pointers;
     out->payload = data + header_size;
@@ -74,5 +79,11 @@ int sp2_decode_packet(const uint8_t *data, size_t size, int exact_size, sp2_pack
     int ret = sp2_decode(data, size, exact_size, &packet);
     if (ret == 0)
         *out = packet.info;
+    else
+    {
+        memset(out, 0, sizeof(*out));
+        out->size = packet.info.size;
+        out->n_items = packet.info.n_items;
+    }
     return ret;
 }

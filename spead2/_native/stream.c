@@ -358,7 +358,8 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
         sp2_packet p;
         size_t left = size - pos;
         int ret = sp2_decode(data + pos, left, 0, &p);
-        if (ret == -1 - SP2_DROP_TOO_SHORT && !(max_packet && left >= max_packet))
+        /* A partial packet is waited for, unless it already cannot fit in max_packet. */
+        if (ret == -1 - SP2_DROP_TOO_SHORT && !(max_packet && (left >= max_packet || p.info.size > max_packet)))
         {
             status = SP2_PARTIAL;
             break;

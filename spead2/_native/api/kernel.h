@@ -20,9 +20,11 @@ typedef enum sp2_status {
     SP2_E_OS = -3        /* errno holds the reason */
 } sp2_status;
 
-/* Why a packet was dropped.  Decoding failures (up to SP2_DROP_TOO_LARGE) are not counted
- * in the "packets" statistic; the rest are packets that decoded but that heap assembly
- * rejected or ignored. */
+/* Why a packet was dropped.  Packets dropped for a reason up to SP2_DROP_TOO_LARGE failed to
+ * decode and are not counted in the "packets" statistic, except for two that heap assembly
+ * finds: BEYOND_HEAP (a packet without HEAP_LENGTH past its heap's length) and BAD_FLAVOUR (a
+ * packet of another flavour than its heap's first).  The rest decoded, and heap assembly
+ * rejected or ignored them. */
 typedef enum sp2_drop_reason {
     SP2_DROP_TOO_SHORT = 0,          /* fewer than 8 bytes, or fewer than its item pointers */
     SP2_DROP_BAD_MAGIC = 1,
@@ -153,7 +155,9 @@ void sp2_heap_free(sp2_heap *heap);
 
 /* Packet header decoding, exposed for tests and the fuzzer.  Returns 0 and fills the fields,
  * or -1 - reason (an sp2_drop_reason) when the bytes are not a valid packet.  With
- * exact_size the packet must fill `size` exactly (a datagram); otherwise it may be shorter. */
+ * exact_size the packet must fill `size` exactly (a datagram); otherwise it may be shorter.
+ * When the bytes are too short, `size` (and `n_items` once the header is there) still say how
+ * much the packet needs at least, as far as the bytes tell. */
 typedef struct sp2_packet_info {
     int64_t heap_cnt;
     int64_t heap_length;

@@ -61,7 +61,6 @@ class TcpReader:
         self._data = ffi.from_buffer(self._buffer)
         self._start = 0  # unconsumed bytes are [start, end)
         self._end = 0
-        self._front_checked = False  # the size the packet at the front announces was checked
         self._eof = False
         self._paused = False
         self._closed = False
@@ -209,42 +208,13 @@ class TcpReader:
                 self._data + self._start, self._end - self._start, self._max_packet
             )
             self._start += consumed
-            if consumed:
-                self._front_checked = False
             if self._start == self._end:
                 self._start = self._end = 0
-            if status == PARTIAL and self._declared_too_large():
-                self._core.count_drop("too_large")  # (the kernel would wait for max_size bytes)
-                status = BAD_PACKET
             if status in (OK, PARTIAL, FULL, STOPPED):
                 return
             assert status == BAD_PACKET
             self._bad_packet()
             return
-
-    def _declared_too_large(self) -> bool:
-        """Whether the partial packet at the front already says it is larger than max_size (so
-        that a peer cannot hold the reader waiting for up to max_size bytes that cannot fit)."""
-        left = self._end - self._start
-        if left < 8 or self._front_checked:
-            return False
-        head = bytes(self._buffer[self._start : self._start + 8])
-        n_items = int.from_bytes(head[6:8], "big")
-        header_size = 8 + 8 * n_items
-        if header_size > self._max_packet:
-            return True
-        if left < header_size:
-            return False
-        self._front_checked = True  # (once per packet: a peer may trickle it in)
-        if head[0] != 0x53 or head[2] + head[3] != 8 or head[3] in (0, 8):
-            return False
-        address_bits = 8 * head[3]
-        pointers = self._buffer[self._start + 8 : self._start + header_size]
-        for i in range(0, len(pointers), 8):
-            pointer = int.from_bytes(pointers[i : i + 8], "big")
-            if pointer >> 63 and (pointer >> address_bits) & ((1 << (63 - address_bits)) - 1) == 4:
-                return header_size + (pointer & ((1 << address_bits) - 1)) > self._max_packet
-        return False
 
     def _bad_packet(self) -> None:
         info = ffi.new("sp2_packet_info *")
@@ -276,13 +246,13 @@ class TcpReader:
         self._core.reader_finished(self)
 
     def _where_in_packet(self, left: int) -> str:
-        if left < 8:
-            return "in the middle of a packet header"
-        head = bytes(self._buffer[self._start : self._start + 8])
-        n_items = int.from_bytes(head[6:8], "big")
-        if left < 8 + 8 * n_items:
-            return "in the middle of a packet header"
-        return "in the middle of a packet payload"
+        info = ffi.new("sp2_packet_info *")
+        lib.sp2_decode_packet(self._data + self._start, left, 0, info)
+        return (
+            "in the middle of a packet header"
+            if left < 8 + 8 * info.n_items or left < 8
+            else ("in the middle of a packet payload")
+        )
 
     def _warn(self, message: str) -> None:
         peer = f" (from {self._peer})" if self._peer else ""
