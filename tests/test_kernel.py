@@ -575,3 +575,19 @@ def test_nontemporal_copy_is_a_copy(size: int) -> None:
         k.datagram(p)
     heap = k.pop()
     assert heap is not None and items_of(heap) == [(0x1000, False, payload)]
+
+
+def test_data_fd_keeps_count_beyond_a_pipe_s_capacity() -> None:
+    import select
+
+    n = 70_000  # more heaps than a pipe holds bytes
+    enc = Encoder()
+    data = b"".join(enc.stream_packets([EncHeap(c, [Item(0x1000, b"x")]) for c in range(n)]))
+    k = Kernel(ring_heaps=n + 10)
+    fd = lib.sp2_ring_data_fd(k.stream)
+    assert k.feed(data) == (lib.SP2_OK, len(data))
+    for _ in range(n - 1):
+        assert lib.sp2_ring_pop(k.stream, 0) != ffi.NULL
+    assert select.select([fd], [], [], 0)[0] == [fd]
+    k.pop()
+    assert select.select([fd], [], [], 0)[0] == []

@@ -173,10 +173,11 @@ def test_stream_stats_access() -> None:
 def test_stream_stats_arithmetic() -> None:
     config = StreamConfig()
     config.add_stat("peak", StreamStatConfig.Mode.MAXIMUM)
-    a = StreamStats(config.stats, [1, 0, 0, 10, 1, 5, 0, 0, 0, 3], {"duplicate": 2})
-    b = StreamStats(config.stats, [2, 1, 0, 20, 1, 7, 0, 0, 0, 1], {"duplicate": 1, "bad_magic": 4})
+    a = StreamStats(config.stats, [1, 0, 0, 10, 1, 5, 0, 0, 0, 3], {"duplicate": 2}, 100)
+    b = StreamStats(config.stats, [2, 1, 0, 20, 1, 7, 0, 0, 0, 1], {"duplicate": 1, "bad_magic": 4}, 50)
     c = a + b
     assert c.values() == [3, 1, 0, 30, 2, 7, 0, 0, 0, 3]
+    assert c.payload_bytes == 150
     assert c.drops["duplicate"] == 3 and c.drops["bad_magic"] == 4
     assert a.values()[0] == 1  # + makes a new object
     a += b

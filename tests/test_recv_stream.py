@@ -36,6 +36,7 @@ def test_iterate_a_buffer(thread_pool: spead2.ThreadPool) -> None:
     with pytest.raises(spead2.Stopped):
         stream.get_nowait()
     assert stream.stats["heaps"] == 50
+    assert stream.stats.payload_bytes == 50 * 100
 
 
 def test_buffer_is_read_in_place(thread_pool: spead2.ThreadPool) -> None:

@@ -324,6 +324,7 @@ int sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *
             return 1 + SP2_DROP_NO_MEMORY;
     }
     h->received_length += length;
+    s->batch.payload_bytes += length;
     if (end > h->min_length)
         h->min_length = end;
 

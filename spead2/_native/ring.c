@@ -24,16 +24,6 @@ static const int64_t SPIN_NS = 20000;
 #endif
 #endif
 
-static void close_pair(int fd[2])
-{
-#ifndef _WIN32
-    for (int i = 0; i < 2; i++)
-        if (fd[i] >= 0)
-            close(fd[i]);
-#endif
-    fd[0] = fd[1] = -1;
-}
-
 #ifndef _WIN32
 static int make_pipe(int fd[2])
 {
@@ -58,6 +48,73 @@ static void write_bytes(int fd, size_t n)
             return;
         n -= (size_t) ret;
     }
+}
+#endif
+
+#ifndef _WIN32
+/* ---- the data fd: a semaphore of queued heaps ----
+ * Linux: an eventfd in semaphore mode (no limit on the count; at the stop it gets a huge count,
+ * so that it stays readable).  Elsewhere: a pipe holding a byte per heap (so at most the pipe's
+ * capacity of heaps) whose write end is closed at the stop. */
+
+static int data_fd_open(sp2_ring *r, uint64_t count)
+{
+#ifdef __linux__
+    int fd = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd >= 0)
+    {
+        r->data_fd[0] = r->data_fd[1] = fd;
+        return 0;
+    }
+#endif
+    if (make_pipe(r->data_fd) != 0)
+        return -1;
+    write_bytes(r->data_fd[1], count);
+    return 1;
+}
+
+static void data_fd_post(sp2_ring *r, uint64_t n)
+{
+    if (r->data_fd[1] < 0 || n == 0)
+        return;
+    if (r->data_fd[0] == r->data_fd[1])
+    {
+        ssize_t ret = write(r->data_fd[1], &n, sizeof(n));
+        SP2_UNUSED(ret);
+    }
+    else
+        write_bytes(r->data_fd[1], n);
+}
+
+static void data_fd_take(sp2_ring *r)
+{
+    if (r->data_fd[0] < 0)
+        return;
+    uint64_t buf;   /* an eventfd wants 8 bytes; a pipe gives one */
+    ssize_t ret = read(r->data_fd[0], &buf, r->data_fd[0] == r->data_fd[1] ? sizeof(buf) : 1);
+    SP2_UNUSED(ret);
+}
+
+static void data_fd_stop(sp2_ring *r)
+{
+    if (r->data_fd[1] < 0)
+        return;
+    if (r->data_fd[0] == r->data_fd[1])
+        data_fd_post(r, UINT64_C(1) << 62);
+    else
+    {
+        close(r->data_fd[1]);
+        r->data_fd[1] = -1;
+    }
+}
+
+static void close_fds(int fd[2])
+{
+    if (fd[0] >= 0)
+        close(fd[0]);
+    if (fd[1] >= 0 && fd[1] != fd[0])
+        close(fd[1]);
+    fd[0] = fd[1] = -1;
 }
 #endif
 
@@ -95,15 +152,10 @@ void sp2_ring_destroy(sp2_ring *r)
         h = next;
     }
     r->head = r->tail = NULL;
-    close_pair(r->data_fd);
-    if (r->space_fd[0] != r->space_fd[1])
-        close_pair(r->space_fd);
-    else if (r->space_fd[0] >= 0)
-    {
 #ifndef _WIN32
-        close(r->space_fd[0]);
+    close_fds(r->data_fd);
+    close_fds(r->space_fd);
 #endif
-    }
     sp2_cond_destroy(&r->space_cond);
     sp2_cond_destroy(&r->data_cond);
     sp2_mutex_destroy(&r->lock);
@@ -126,8 +178,7 @@ int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
     r->tail = h;
     r->count++;
 #ifndef _WIN32
-    if (r->data_fd[1] >= 0)
-        write_bytes(r->data_fd[1], 1);
+    data_fd_post(r, 1);
 #endif
     if (r->waiters)
         sp2_cond_signal(&r->data_cond);
@@ -204,11 +255,7 @@ static void stop_locked(sp2_ring *r)
     sp2_cond_broadcast(&r->data_cond);
     sp2_cond_broadcast(&r->space_cond);
 #ifndef _WIN32
-    if (r->data_fd[1] >= 0)
-    {
-        close(r->data_fd[1]);
-        r->data_fd[1] = -1;
-    }
+    data_fd_stop(r);
 #endif
     if (r->space_wanted)
     {
@@ -293,12 +340,7 @@ sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
         r->tail = NULL;
     r->count--;
 #ifndef _WIN32
-    if (r->data_fd[0] >= 0)
-    {
-        uint8_t byte;
-        ssize_t ret = read(r->data_fd[0], &byte, 1);
-        SP2_UNUSED(ret);
-    }
+    data_fd_take(r);
 #endif
     if (r->count <= r->resume_level)
     {
@@ -349,17 +391,16 @@ int sp2_ring_data_fd(sp2_stream *s)
     sp2_mutex_lock(&r->lock);
     if (r->data_fd[0] < 0)
     {
-        if (make_pipe(r->data_fd) != 0)
+        int kind = data_fd_open(r, r->count);
+        if (kind < 0)
         {
             sp2_mutex_unlock(&r->lock);
             return -1;
         }
-        write_bytes(r->data_fd[1], r->count);
+        if (kind == 0)
+            data_fd_post(r, r->count);
         if (r->stopped)
-        {
-            close(r->data_fd[1]);
-            r->data_fd[1] = -1;
-        }
+            data_fd_stop(r);
     }
     int fd = r->data_fd[0];
     sp2_mutex_unlock(&r->lock);

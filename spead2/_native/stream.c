@@ -14,7 +14,7 @@ void sp2_config_init(sp2_config *c)
     c->max_heaps = 4;
     c->substreams = 1;
     c->ring_heaps = 4;
-    c->max_heap_pointers = 1u << 18;
+    c->max_heap_pointers = 1u << 16;
     c->max_heap_ranges = 1u << 16;
     c->max_heap_size = UINT64_C(1) << 30;
     c->stop_on_stop_item = 1;
@@ -162,6 +162,7 @@ static void fold_batch(sp2_stream *s)
     t->single_packet_heaps += b->single_packet_heaps;
     t->search_dist += b->search_dist;
     t->worker_blocked += b->worker_blocked;
+    t->payload_bytes += b->payload_bytes;
     if (s->batch_packets > 0)
     {
         t->batches++;

@@ -104,7 +104,7 @@ class StreamCore:
         ]
         values = core + [0] * (len(self._stat_config) - len(core))
         drops = {name: int(raw.drops[i]) for i, name in enumerate(DROP_REASONS)}
-        return StreamStats(self._stat_config, values, drops)
+        return StreamStats(self._stat_config, values, drops, int(raw.payload_bytes))
 
     def pop(self, timeout_ns: int) -> Heap | IncompleteHeap | None:
         """The next heap, or None: either none came in time, or ``drained()`` (stopped and empty)."""

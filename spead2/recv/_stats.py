@@ -32,10 +32,11 @@ class StreamStats:
     """Statistics of a stream: dict-like by name (iteration gives names), list-like by index.
 
     Beyond the reference, ``drops`` maps each reason a packet can be dropped for (see
-    ``DROP_REASONS``) to how many were.
+    ``DROP_REASONS``) to how many were, and ``payload_bytes`` counts the payload bytes received
+    (duplicates excluded).
     """
 
-    __slots__ = ("_config", "_drops", "_values")
+    __slots__ = ("_config", "_drops", "_payload_bytes", "_values")
 
     # core statistics as attributes (properties installed below)
     heaps: int
@@ -53,11 +54,13 @@ class StreamStats:
         config: Sequence[StreamStatConfig],
         values: Sequence[int] | None = None,
         drops: Mapping[str, int] | None = None,
+        payload_bytes: int = 0,
     ) -> None:
         self._config = list(config)
         self._values = list(values) if values is not None else [0] * len(self._config)
         if len(self._values) != len(self._config):
             raise ValueError("values do not match the statistics config")
+        self._payload_bytes = payload_bytes
         self._drops = dict.fromkeys(DROP_REASONS, 0)
         if drops:
             self._drops.update(drops)
@@ -69,6 +72,10 @@ class StreamStats:
     @property
     def drops(self) -> dict[str, int]:
         return dict(self._drops)
+
+    @property
+    def payload_bytes(self) -> int:
+        return self._payload_bytes
 
     def _index(self, key: int | str) -> int:
         if isinstance(key, str):
@@ -111,7 +118,7 @@ class StreamStats:
     def __len__(self) -> int:
         return len(self._values)
 
-    def _combined(self, other: StreamStats) -> tuple[list[int], dict[str, int]]:
+    def _combined(self, other: StreamStats) -> tuple[list[int], dict[str, int], int]:
         if not isinstance(other, StreamStats):
             raise TypeError(f"cannot add StreamStats and {type(other).__name__}")
         if self._config != other._config:
@@ -120,20 +127,24 @@ class StreamStats:
             stat.combine(a, b) for stat, a, b in zip(self._config, self._values, other._values, strict=True)
         ]
         drops = {name: self._drops[name] + other._drops[name] for name in DROP_REASONS}
-        return values, drops
+        return values, drops, self._payload_bytes + other._payload_bytes
 
     def __add__(self, other: StreamStats) -> StreamStats:
-        values, drops = self._combined(other)
-        return StreamStats(self._config, values, drops)
+        return StreamStats(self._config, *self._combined(other))
 
     def __iadd__(self, other: StreamStats) -> StreamStats:
-        self._values, self._drops = self._combined(other)
+        self._values, self._drops, self._payload_bytes = self._combined(other)
         return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StreamStats):
             return NotImplemented
-        return self._config == other._config and self._values == other._values and self._drops == other._drops
+        return (self._config, self._values, self._drops, self._payload_bytes) == (
+            other._config,
+            other._values,
+            other._drops,
+            other._payload_bytes,
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -365,7 +365,6 @@ class Printer:
 class Totals:
     def __init__(self) -> None:
         self.heaps = 0
-        self.bytes = 0
         self.incomplete_received = 0
 
 
@@ -418,18 +417,18 @@ class Receiver:
                     return
 
     def handle(self, heap: Any) -> None:
-        n_bytes = heap_bytes(heap)
+        n_bytes = heap_bytes(heap) if not self.printer.quiet else 0  # only printed per heap
         self.totals.heaps += 1
-        self.totals.bytes += n_bytes
         if isinstance(heap, spead2.recv.IncompleteHeap):
             self.totals.incomplete_received += 1
         self.printer.heap(self.name, heap, self.item_group, n_bytes)
 
 
 def stat_totals(receivers: list[Receiver], totals: Totals) -> dict[str, float]:
-    heaps = packets = dropped = incomplete = 0
+    heaps = packets = dropped = incomplete = payload = 0
     for receiver in receivers:
         stats = receiver.stream.stats
+        payload += stats.payload_bytes
         heaps += stats["heaps"]
         packets += stats["packets"]
         dropped += sum(stats.drops.values())
@@ -439,7 +438,7 @@ def stat_totals(receivers: list[Receiver], totals: Totals) -> dict[str, float]:
         "packets": packets,
         "dropped": dropped,
         "incomplete": incomplete,
-        "bytes": totals.bytes,
+        "bytes": payload,
     }
 
 
@@ -475,9 +474,9 @@ def summary_lines(receivers: list[Receiver], totals: Totals, elapsed: float) -> 
     seconds = max(elapsed, 1e-9)
     lines.append(
         f"Received {int(counts['heaps'])} heaps, {int(counts['packets'])} packets, "
-        f"{_cli.size(totals.bytes)} of payload in {elapsed:.2f} s: "
+        f"{_cli.size(int(counts['bytes']))} of payload in {elapsed:.2f} s: "
         f"{_cli.si(counts['heaps'] / seconds, 'heaps/s')}, {_cli.si(counts['packets'] / seconds, 'pkt/s')}, "
-        f"{totals.bytes * 8e-9 / seconds:.3g} Gb/s"
+        f"{counts['bytes'] * 8e-9 / seconds:.3g} Gb/s"
     )
     if counts["dropped"] or counts["incomplete"]:
         lines.append(

@@ -56,6 +56,7 @@ typedef struct sp2_stats {
     uint64_t search_dist;
     uint64_t worker_blocked;
     uint64_t drops[16];
+    uint64_t payload_bytes;       /* payload bytes accepted into heaps (duplicates excluded) */
 } sp2_stats;
 
 typedef struct sp2_allocator sp2_allocator;
