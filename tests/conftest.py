@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,9 @@ except ImportError:  # pragma: no cover - uvloop is installed wherever it exists
     uvloop = None
 
 import spead2
+
+sys.path.insert(0, str(Path(__file__).parent / "interop"))
+import refvenv
 
 LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
 if uvloop is not None:
@@ -34,3 +39,14 @@ def thread_pool(request: pytest.FixtureRequest) -> Iterator[spead2.ThreadPool]:
     yield pool
     pool.stop()
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """The reference spead2's interpreter, in a venv of its own made once (tests/interop/refvenv.py);
+    tests that need it skip, saying why, when it cannot be had."""
+    try:
+        python, _ = refvenv.reference_python()
+    except refvenv.Unavailable as exc:
+        pytest.skip(f"reference spead2 unavailable: {exc}")
+    return python

@@ -128,15 +128,11 @@ def test_example(name: str) -> None:
 @pytest.mark.interop
 @needs("add_udp_reader")
 @pytest.mark.parametrize("name", ["asyncio_receive.py", "thread_to_asyncio.py"])
-def test_example_runs_on_reference(name: str) -> None:
+def test_example_runs_on_reference(reference: Path, name: str) -> None:
     """The examples that use only the reference's API run unchanged on the reference spead2."""
     from spead2.tools import bench
 
-    python = bench.find_ref_python(None)
-    assert python is not None
-    if bench.probe(python) is None:
-        pytest.skip(f"no reference spead2 at {python}")
-    out = run_example(str(python), name, env=bench.clean_env())  # no PYTHONPATH: the reference's spead2
+    out = run_example(str(reference), name, env=bench.clean_env())  # no PYTHONPATH: the reference's spead2
     for pattern in EXPECTED[name]:
         assert re.search(pattern, out, re.MULTILINE), (pattern, out)
 

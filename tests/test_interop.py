@@ -40,15 +40,6 @@ RATE = 16e6  # bytes/s: gentle, so that a small net.core.rmem_max still holds th
 ATTEMPTS = 3
 
 
-@pytest.fixture(scope="session")
-def reference() -> Path:
-    try:
-        python, _ = refvenv.reference_python()
-    except refvenv.Unavailable as exc:
-        pytest.skip(f"reference spead2 unavailable: {exc}")
-    return python
-
-
 def sender_command(reference: Path, settings: dict[str, Any]) -> list[str]:
     return refvenv.command(reference, str(SENDER), json.dumps(settings))
 
