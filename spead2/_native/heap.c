@@ -43,7 +43,10 @@ void sp2_live_heap_release(sp2_live_heap *h, sp2_allocator *a)
 static void drop_payload(sp2_live_heap *h, sp2_allocator *a)
 {
     if (h->payload)
+    {
+        sp2_copy_fence();   /* a pool may hand the buffer to another thread: no stores in flight */
         sp2_free(a, h->payload, h->capacity, h->payload_token);
+    }
     h->payload = NULL;
     h->capacity = 0;
     h->payload_token = NULL;
@@ -226,6 +229,7 @@ static int reserve_payload(sp2_stream *s, sp2_live_heap *h, uint64_t end)
         }
         else
             memcpy(p, h->payload, (size_t) h->received_length);
+        sp2_copy_fence();
         sp2_free(s->allocator, h->payload, h->capacity, h->payload_token);
     }
     h->payload = p;
@@ -518,6 +522,8 @@ sp2_heap_impl *sp2_live_heap_freeze(sp2_stream *s, sp2_live_heap *h, int as_comp
     pub->end_of_stream = h->end_of_stream;
     if (as_complete && h->payload)
     {
+        if (s->config.memcpy_nontemporal)
+            sp2_copy_fence();
         pub->payload = h->payload;
         pub->payload_size = payload_size;
         impl->payload_token = h->payload_token;

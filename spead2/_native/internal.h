@@ -20,6 +20,8 @@ void sp2_free(sp2_allocator *a, uint8_t *ptr, size_t size, void *token);
 
 /* ---- copying payload (copy.c) ---- */
 void sp2_copy_nontemporal(uint8_t *dst, const uint8_t *src, size_t n);
+/* Orders the non-temporal stores before a heap is handed to another thread. */
+void sp2_copy_fence(void);
 
 /* ---- a heap being assembled (heap.c) ---- */
 typedef struct sp2_live_heap {
