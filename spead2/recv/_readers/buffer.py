@@ -2,60 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from spead2._kernel import ffi
 from spead2.recv._core import BAD_PACKET, FULL, OK, PARTIAL, STOPPED, StreamCore
+from spead2.recv._readers._stepped import SteppedReader
 
 #: Bytes fed per loop callback, so that a large buffer does not starve the loop.
 CHUNK = 4 << 20
 
 
-class BufferReader:
+class BufferReader(SteppedReader):
     def __init__(self, core: StreamCore, buffer: Any) -> None:
         view = memoryview(buffer)
         if not view.c_contiguous:
             raise ValueError("the buffer must be C-contiguous")
-        self._core = core
+        super().__init__(core)
         self._data = ffi.from_buffer(view.cast("B") if view.ndim != 1 or view.format != "B" else view)
         self._size = view.nbytes
         self._pos = 0
         self._window = CHUNK
-        self._handle: asyncio.Handle | None = None
-        self._paused = False
-        self._closed = False
 
-    def start(self) -> None:
-        self._schedule()
-
-    def pause(self) -> None:
-        self._paused = True
-        self._cancel()
-
-    def resume(self) -> None:
-        self._paused = False
-        self._schedule()
-
-    def close(self) -> None:
-        self._closed = True
-        self._cancel()
+    def _release(self) -> None:
         self._data = None
 
-    def _cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _schedule(self) -> None:
-        if self._handle is None and not self._paused and not self._closed:
-            assert self._core.loop is not None
-            self._handle = self._core.loop.call_soon(self._step)
-
     def _step(self) -> None:
-        self._handle = None
-        if self._paused or self._closed:
-            return
         left = self._size - self._pos
         size = min(left, self._window)
         status, consumed = self._core.feed_bytes(self._data + self._pos, size)

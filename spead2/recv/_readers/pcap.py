@@ -12,7 +12,6 @@ the end).  The stream stops at the end of the file.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import os
@@ -24,6 +23,7 @@ from spead2._kernel import ffi, lib
 from spead2.recv._core import FULL, STOPPED, StreamCore
 from spead2.recv._readers._bpf import compile_filter
 from spead2.recv._readers._net import ReaderValueError, check_str, runtime_compatible
+from spead2.recv._readers._stepped import SteppedReader
 
 _logger = logging.getLogger("spead2")
 
@@ -58,14 +58,14 @@ def _link_name(linktype: int) -> str:
     return f"{linktype} ({name})" if name else str(linktype)
 
 
-class PcapReader:
+class PcapReader(SteppedReader):
     def __init__(self, core: StreamCore, filename: Any, filter: Any = "") -> None:
         try:
             path = os.fspath(filename)
         except TypeError:
             raise TypeError(f"filename must be a str or path, not {type(filename).__name__}") from None
         expression = check_str(filter, "filter")
-        self._core = core
+        super().__init__(core)
         self._path = os.fsdecode(path)
         self._file: io.BufferedReader | None = None
         self._buffer = bytearray()
@@ -73,9 +73,6 @@ class PcapReader:
         self._size = 0  # bytes of the file in the buffer
         self._at_eof = False
         self._native: Any = None
-        self._handle: asyncio.Handle | None = None
-        self._paused = False
-        self._closed = False
         try:
             self._open(path, expression)
         except BaseException:
@@ -168,40 +165,7 @@ class PcapReader:
             self._file.close()
             self._file = None
 
-    # ---- Reader protocol (loop thread) ----
-
-    def start(self) -> None:
-        self._schedule()
-
-    def pause(self) -> None:
-        self._paused = True
-        self._cancel()
-
-    def resume(self) -> None:
-        self._paused = False
-        self._schedule()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._cancel()
-        self._release()
-
-    def _cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _schedule(self) -> None:
-        if self._handle is None and not self._paused and not self._closed:
-            assert self._core.loop is not None
-            self._handle = self._core.loop.call_soon(self._step)
-
     def _step(self) -> None:
-        self._handle = None
-        if self._paused or self._closed:
-            return
         ended = ffi.new("int *")
         need_more = ffi.new("int *")
         error = ffi.new("const char **")
