@@ -2,6 +2,7 @@
 #include "internal.h"
 
 enum { FINISH_COMPLETE, FINISH_EVICTED, FINISH_FLUSHED };
+enum { PREFETCH_AHEAD = 2048, PREFETCH_MAX_PACKET = 4096 };
 
 const char *sp2_build_id(void)
 {
@@ -371,6 +372,15 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
             status = SP2_BAD_PACKET;
             break;
         }
+#if defined(__GNUC__) || defined(__clang__)
+        /* A large buffer streams from memory, and hardware prefetchers restart at every page,
+         * which small packets cross every few packets: ask now for the bytes a packet or so
+         * ahead (2 KiB ahead measured best here; large packets gained nothing). */
+        if (p.info.size <= PREFETCH_MAX_PACKET)
+            for (size_t ahead = PREFETCH_AHEAD; ahead < PREFETCH_AHEAD + p.info.size; ahead += 64)
+                if (pos + ahead < size)
+                    __builtin_prefetch(data + pos + ahead, 0, 0);
+#endif
         pos += (size_t) p.info.size;
         if (process_packet(s, &p))
             status = SP2_STOPPED;
