@@ -18,20 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from spead2._constants import (
-    CTRL_STREAM_STOP,
-    DESCRIPTOR_DESCRIPTION_ID,
-    DESCRIPTOR_FORMAT_ID,
-    DESCRIPTOR_ID_ID,
-    DESCRIPTOR_NAME_ID,
-    DESCRIPTOR_SHAPE_ID,
-    HEAP_CNT_ID,
-    HEAP_LENGTH_ID,
-    PAYLOAD_LENGTH_ID,
-    PAYLOAD_OFFSET_ID,
-    STREAM_CTRL_ID,
-)
-from spead2.tools._encode import Encoder, Heap, Item, packet, pointer
+from spead2._constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
+from spead2.tools._encode import Encoder, Heap, Item
 
 _logger = logging.getLogger("spead2")
 
@@ -54,48 +42,13 @@ IMAGE_SHAPE = (512, 1024)  # uint16: 1 MiB, about 720 packets
 IMAGE_EVERY = 5
 
 
-def _legacy_descriptor(
-    item_id: int, name: str, description: str, shape: list[int | None], format: list[tuple[str, int]]
-) -> bytes:
-    """A descriptor with a legacy ``format`` (immediates, strings), in the flavour of the stream.
-
-    Shape entries are 1 + heap_address_bits/8 bytes and format entries 1 + (64 -
-    heap_address_bits)/8 bytes; a variable dimension has bit 0 set (SPEAD's own layout).
-    """
-    hab = HEAP_ADDRESS_BITS
-    shape_bytes = b"".join(
-        (b"\x01" + bytes(hab // 8)) if dim is None else (b"\x00" + dim.to_bytes(hab // 8, "big"))
-        for dim in shape
-    )
-    format_bytes = b"".join(code.encode() + bits.to_bytes((64 - hab) // 8, "big") for code, bits in format)
-    parts = [
-        (DESCRIPTOR_NAME_ID, name.encode()),
-        (DESCRIPTOR_DESCRIPTION_ID, description.encode()),
-        (DESCRIPTOR_SHAPE_ID, shape_bytes),
-        (DESCRIPTOR_FORMAT_ID, format_bytes),
-    ]
-    payload = b"".join(data for _, data in parts)
-    pointers = [
-        pointer(HEAP_CNT_ID, 1, True, hab),
-        pointer(HEAP_LENGTH_ID, len(payload), True, hab),
-        pointer(PAYLOAD_OFFSET_ID, 0, True, hab),
-        pointer(PAYLOAD_LENGTH_ID, len(payload), True, hab),
-        pointer(DESCRIPTOR_ID_ID, item_id, True, hab),
-    ]
-    offset = 0
-    for part_id, data in parts:
-        pointers.append(pointer(part_id, offset, False, hab))
-        offset += len(data)
-    return packet(pointers, payload, hab)
-
-
 def _descriptors(encoder: Encoder) -> list[bytes]:
     return [
-        _legacy_descriptor(
-            TIMESTAMP_ID, "timestamp", "ADC sample count (immediate)", [], [("u", HEAP_ADDRESS_BITS)]
+        encoder.descriptor(
+            TIMESTAMP_ID, "timestamp", "ADC sample count (immediate)", (), format=[("u", HEAP_ADDRESS_BITS)]
         ),
         encoder.descriptor(FREQUENCY_ID, "frequency", "Centre frequency [Hz]", (), dtype=np.dtype("<f8")),
-        _legacy_descriptor(LABEL_ID, "label", "Free-text label", [None], [("c", 8)]),
+        encoder.descriptor(LABEL_ID, "label", "Free-text label", (None,), format=[("c", 8)]),
         encoder.descriptor(
             SPECTRUM_ID, "spectrum", "Power spectrum", (SPECTRUM_CHANNELS,), dtype=np.dtype("<f4")
         ),
