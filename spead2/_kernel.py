@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,12 +32,43 @@ def source_build_id() -> str | None:
     return h.hexdigest()[:16]
 
 
+def _has_kernel(package: Path) -> bool:
+    return any((package / f"_native_kernel{suffix}").is_file() for suffix in EXTENSION_SUFFIXES)
+
+
+def _installed_elsewhere() -> Path | None:
+    """Another ``spead2`` package with a compiled kernel on ``sys.path`` (an installed copy hidden
+    by this source tree), or None."""
+    for entry in sys.path:
+        candidate = (Path(entry or ".") / "spead2").resolve()
+        if candidate != _PACKAGE and candidate.is_dir() and _has_kernel(candidate):
+            return candidate
+    return None
+
+
+def _missing_kernel_message(exc: ImportError) -> str:
+    what = f"spead2's C kernel (spead2._native_kernel) is missing or cannot be loaded ({exc})"
+    if _has_kernel(_PACKAGE):
+        return f"{what}; {_REBUILD}"
+    if source_build_id() is None:
+        return f"{what}; this installation is incomplete: reinstall aiospead2"
+    # A checkout without a build: typically Python's current directory is the checkout root, so
+    # `import spead2` finds the source tree before the copy that `pip install .` installed.
+    where = f"Python imported spead2 from the source tree {_PACKAGE}, which has no compiled kernel"
+    installed = _installed_elsewhere()
+    if installed is not None:
+        where += f", instead of the installed copy in {installed}"
+    return (
+        f"{what}. {where} (the current directory or PYTHONPATH comes first on sys.path). Either run "
+        f"from another directory to use the installed copy, or build the kernel into this tree with "
+        f"`pip install -e .` (needs a C compiler and the Python headers)."
+    )
+
+
 try:
     from spead2._native_kernel import ffi, lib
 except ImportError as exc:
-    raise ImportError(
-        f"spead2's C kernel (spead2._native_kernel) is missing or cannot be loaded ({exc}); {_REBUILD}"
-    ) from exc
+    raise ImportError(_missing_kernel_message(exc)) from exc
 
 BUILD_ID: str = ffi.string(lib.sp2_build_id()).decode()
 _expected = source_build_id()
