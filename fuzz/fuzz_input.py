@@ -269,12 +269,12 @@ def replay(data: bytes) -> dict[str, int]:
             lib.sp2_ring_space_ack(stream)
 
     def count_datagram(d: bytes) -> None:
-        ret = lib.sp2_decode_packet(d, len(d), 1, info)
-        if ret == 0:
+        why = lib.sp2_decode_packet(d, len(d), 1, info)
+        if why == lib.SP2_DROP_NONE:
             _check(info.size == len(d), "datagram size")
             counts["packets_in"] += 1
         else:
-            decode_drops[-1 - ret] += 1
+            decode_drops[why] += 1
 
     try:
         for code, payload in ops:
@@ -312,17 +312,21 @@ def replay(data: bytes) -> dict[str, int]:
                     _check(n == len(buf), "consumed all bytes")
                 pos = 0
                 while pos < n:
-                    _check(lib.sp2_decode_packet(buf[pos:n], n - pos, 0, info) == 0, "framing")
+                    _check(
+                        lib.sp2_decode_packet(buf[pos:n], n - pos, 0, info) == lib.SP2_DROP_NONE, "framing"
+                    )
                     _check(max_packet == 0 or info.size <= max_packet, "max packet")
                     pos += info.size
                     counts["packets_in"] += 1
                 _check(pos == n, "whole packets consumed")
                 if status == lib.SP2_BAD_PACKET:
                     rest = buf[n:]
-                    ret = lib.sp2_decode_packet(rest, len(rest), 0, info)
-                    _check(ret != 0 or (max_packet > 0 and info.size > max_packet), "bad packet decodes")
-                    too_short = -1 - lib.SP2_DROP_TOO_SHORT
-                    decode_drops[-1 - ret if ret < 0 and ret != too_short else lib.SP2_DROP_TOO_LARGE] += 1
+                    why = lib.sp2_decode_packet(rest, len(rest), 0, info)
+                    bad = why != lib.SP2_DROP_NONE
+                    _check(bad or (max_packet > 0 and info.size > max_packet), "bad packet decodes")
+                    decode_drops[
+                        why if bad and why != lib.SP2_DROP_TOO_SHORT else lib.SP2_DROP_TOO_LARGE
+                    ] += 1
                     pending.clear()
                 else:
                     del pending[:n]

@@ -205,8 +205,8 @@ static void after_add(fuzz_state *f, int status)
 static void count_datagram(fuzz_state *f, const uint8_t *data, size_t size)
 {
     sp2_packet_info info;
-    int ret = sp2_decode_packet(data, size, 1, &info);
-    if (ret == 0)
+    int why = sp2_decode_packet(data, size, 1, &info);
+    if (why == SP2_DROP_NONE)
     {
         CHECK(info.size == size);
         CHECK(info.payload_length >= 0 && info.payload_offset >= 0 && info.heap_cnt >= 0);
@@ -214,8 +214,8 @@ static void count_datagram(fuzz_state *f, const uint8_t *data, size_t size)
     }
     else
     {
-        CHECK(ret <= -1 && ret >= -1 - SP2_DROP_TOO_LARGE);
-        f->decode_drops[-1 - ret]++;
+        CHECK(why > SP2_DROP_NONE && why <= SP2_DROP_TOO_LARGE);
+        f->decode_drops[why]++;
     }
 }
 
@@ -284,7 +284,7 @@ static void op_bytes(fuzz_state *f, const uint8_t *data, size_t size, size_t max
     while (pos < consumed)
     {
         sp2_packet_info info;
-        CHECK(sp2_decode_packet(f->pending + pos, consumed - pos, 0, &info) == 0);
+        CHECK(sp2_decode_packet(f->pending + pos, consumed - pos, 0, &info) == SP2_DROP_NONE);
         CHECK(info.size <= consumed - pos);
         CHECK(max_packet == 0 || info.size <= max_packet);
         pos += (size_t) info.size;
@@ -295,13 +295,13 @@ static void op_bytes(fuzz_state *f, const uint8_t *data, size_t size, size_t max
     {
         /* the kernel's reason: the decoder's, or too large for max_packet */
         sp2_packet_info info;
-        int ret = sp2_decode_packet(f->pending + consumed, f->n_pending - consumed, 0, &info);
-        CHECK(ret != 0 || (max_packet && info.size > max_packet));
+        int why = sp2_decode_packet(f->pending + consumed, f->n_pending - consumed, 0, &info);
+        CHECK(why != SP2_DROP_NONE || (max_packet && info.size > max_packet));
         /* a partial packet is rejected only once it cannot fit: all of max_packet is there, or
          * its header already announces more */
-        CHECK(ret == 0 || ret != -1 - SP2_DROP_TOO_SHORT
+        CHECK(why != SP2_DROP_TOO_SHORT
               || (max_packet && (f->n_pending - consumed >= max_packet || info.size > max_packet)));
-        f->decode_drops[ret < 0 && ret != -1 - SP2_DROP_TOO_SHORT ? -1 - ret : SP2_DROP_TOO_LARGE]++;
+        f->decode_drops[why != SP2_DROP_NONE && why != SP2_DROP_TOO_SHORT ? why : SP2_DROP_TOO_LARGE]++;
         f->n_pending = 0;   /* the connection is closed: the rest is discarded */
     }
     else
@@ -420,7 +420,8 @@ static void run_one(const uint8_t *data, size_t size)
      * HEAP_LENGTH that reaches past the length its heap's other packets gave) and BAD_FLAVOUR (a
      * packet whose flavour differs from its heap's first packet). */
     uint64_t all_drops = 0, assembly_drops = 0;
-    for (int i = 0; i < SP2_DROP_COUNT; i++)
+    CHECK(st.drops[SP2_DROP_NONE] == 0);
+    for (int i = SP2_DROP_NONE + 1; i < SP2_DROP_COUNT; i++)
     {
         all_drops += st.drops[i];
         int both = i == SP2_DROP_BEYOND_HEAP || i == SP2_DROP_BAD_FLAVOUR;

@@ -111,7 +111,7 @@ static void replay(const uint8_t *data, size_t size, int with_filter, uint64_t c
     sp2_stream_stop_received(s);
     sp2_stream_get_stats(s, &st);
     uint64_t seen = st.packets;
-    for (int i = 0; i <= SP2_DROP_TOO_LARGE; i++)
+    for (int i = SP2_DROP_NONE + 1; i <= SP2_DROP_TOO_LARGE; i++)
         if (i != SP2_DROP_BEYOND_HEAP && i != SP2_DROP_BAD_FLAVOUR)
             seen += st.drops[i];
     CHECK(seen <= counts.datagrams);   /* the stream saw no more datagrams than were handed over */

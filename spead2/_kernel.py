@@ -78,7 +78,7 @@ if _expected is not None and _expected != BUILD_ID and not os.environ.get("SPEAD
         f"(build {BUILD_ID}, sources {_expected}); {_REBUILD}"
     )
 
-__all__ = ["BUILD_ID", "ensure", "ffi", "lib", "raise_status"]
+__all__ = ["BUILD_ID", "ensure", "enum_names", "ffi", "lib", "raise_status"]
 
 
 def raise_status(status: int, what: str) -> NoReturn:
@@ -110,3 +110,11 @@ def check_pointer(ptr: Any, what: str) -> Any:
             raise ValueError(f"{what}: invalid argument")
         raise OSError(code, f"{what}: {os.strerror(code)}")
     return ptr
+
+
+def enum_names(ctype: str, prefix: str) -> dict[int, str]:
+    """The values of a C enum of the kernel's by number, named as Python sees them: ``prefix``
+    removed, lower case (``SP2_DROP_TOO_SHORT`` -> ``too_short``).  Lists that follow a C enum
+    are derived from it here, never kept in step by hand."""
+    elements: dict[int, str] = ffi.typeof(ctype).elements
+    return {value: name.removeprefix(prefix).lower() for value, name in sorted(elements.items())}

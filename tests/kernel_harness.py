@@ -7,7 +7,7 @@ from typing import Any
 from spead2._kernel import ffi, lib
 from spead2.recv._config import CORE_STATS as CORE_STAT_CONFIGS
 from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
-from spead2.recv._stats import DROP_REASONS
+from spead2.recv._stats import drops_from_kernel
 from spead2.tools._encode import Encoder, Item, packet, pointer
 from spead2.tools._encode import Heap as EncHeap
 
@@ -62,7 +62,7 @@ class Kernel:
         raw = ffi.new("sp2_stats *")
         lib.sp2_stream_get_stats(self.stream, raw)
         stats = {name: int(getattr(raw, name)) for name in CORE_STATS}
-        stats.update({f"drop_{name}": int(raw.drops[i]) for i, name in enumerate(DROP_REASONS)})
+        stats.update({f"drop_{name}": n for name, n in drops_from_kernel(raw.drops).items()})
         return stats
 
     def drops(self) -> dict[str, int]:

@@ -46,7 +46,7 @@ def decode(data: bytes, exact: bool = True) -> tuple[int, object]:
 
 
 def drop_reason(ret: int) -> str:
-    return spead2.recv.DROP_REASONS[-1 - ret]
+    return spead2.recv.DROP_REASONS[ret - 1]
 
 
 # ---- decoding ----
@@ -113,7 +113,7 @@ def test_decode_every_address_width(hab: int) -> None:
 )
 def test_decode_rejects(data: bytes, reason: str) -> None:
     ret, _ = decode(data)
-    assert ret < 0 and drop_reason(ret) == reason
+    assert ret > 0 and drop_reason(ret) == reason
 
 
 def test_decode_last_header_field_wins() -> None:
@@ -511,6 +511,26 @@ def test_huge_heap_length_is_dropped_without_allocating() -> None:
     assert k.heaps() == []
     assert k.drops() == {"heap_too_large": 200}
     assert rss_kib() - before < 8 * 1024
+
+
+def test_packet_refused_for_memory_leaves_the_heap_as_it_was() -> None:
+    """A packet whose payload cannot be allocated is dropped and changes nothing: its HEAP_LENGTH
+    (a claim no address space holds) is not taken, so the heap's real length still fits."""
+    hab = 56
+    k = Kernel(max_heap_size=1 << 60)
+
+    def part(offset: int, payload: bytes, heap_length: int | None) -> bytes:
+        items = [pointer(0x10, 0, False, hab)] if offset == 0 else []
+        return packet(fields(1, offset, len(payload), heap_length, hab) + items, payload, hab)
+
+    first = bytes(4096)  # the buffer of an unsized heap starts this large: the next packet grows it
+    assert k.datagram(part(0, first, None)) == lib.SP2_OK
+    assert k.datagram(part(len(first), bytes(100), (1 << hab) - 1)) == lib.SP2_OK
+    assert k.drops() == {"no_memory": 1}
+    assert k.datagram(part(len(first), bytes(range(200)), len(first) + 200)) == lib.SP2_OK
+    (heap,) = k.heaps()
+    assert isinstance(heap, Heap) and items_of(heap) == [(0x10, False, first + bytes(range(200)))]
+    assert k.drops() == {"no_memory": 1}
 
 
 def test_large_claim_under_the_limit_touches_only_what_arrived() -> None:

@@ -392,11 +392,6 @@ void sp2_allocator_free(sp2_allocator *a, uint8_t *ptr, size_t size, void *token
     sp2_free(a, ptr, size, token);
 }
 
-int sp2_pool_is_pool(sp2_allocator *a)
-{
-    return a->kind == KIND_POOL;
-}
-
 void sp2_pool_set_warn_on_empty(sp2_allocator *a, int warn)
 {
     sp2_mutex_lock(&a->lock);

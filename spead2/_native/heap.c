@@ -3,9 +3,10 @@
 
 enum { LINEAR_POINTERS = 16 };
 
+/* The packet-header items (HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET, PAYLOAD_LENGTH). */
 static int is_special_id(uint64_t id)
 {
-    return id >= 1 && id <= 4;   /* HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET, PAYLOAD_LENGTH */
+    return id >= SP2_ID_HEAP_CNT && id <= SP2_ID_PAYLOAD_LENGTH;
 }
 
 /* Resets a slot for reuse; keeps the pointer, index and range arrays allocated. */
@@ -154,7 +155,22 @@ static int range_is_new(const sp2_live_heap *h, uint64_t start, uint64_t end)
     return !(i < h->n_ranges && h->ranges[2 * i] <= end);
 }
 
-static int range_insert(sp2_live_heap *h, uint64_t start, uint64_t end)
+/* Makes room for one more range.  Returns 0, or -1 out of memory. */
+static int reserve_range(sp2_live_heap *h)
+{
+    if (h->n_ranges < h->cap_ranges)
+        return 0;
+    uint32_t cap = h->cap_ranges ? h->cap_ranges * 2 : 4;
+    uint64_t *r = realloc(h->ranges, (size_t) cap * 2 * sizeof(uint64_t));
+    if (!r)
+        return -1;
+    h->ranges = r;
+    h->cap_ranges = cap;
+    return 0;
+}
+
+/* Adds [start, end), merging with the ranges it touches (reserve_range made room). */
+static void range_insert(sp2_live_heap *h, uint64_t start, uint64_t end)
 {
     uint32_t i = range_search(h, start);
     if (i < h->n_ranges && h->ranges[2 * i] <= end)
@@ -173,34 +189,25 @@ static int range_insert(sp2_live_heap *h, uint64_t start, uint64_t end)
                 h->n_ranges--;
             }
         }
-        return 0;
-    }
-    if (h->n_ranges == h->cap_ranges)
-    {
-        uint32_t cap = h->cap_ranges ? h->cap_ranges * 2 : 4;
-        uint64_t *r = realloc(h->ranges, (size_t) cap * 2 * sizeof(uint64_t));
-        if (!r)
-            return -1;
-        h->ranges = r;
-        h->cap_ranges = cap;
+        return;
     }
     memmove(&h->ranges[2 * (i + 1)], &h->ranges[2 * i], (size_t) (h->n_ranges - i) * 2 * sizeof(uint64_t));
     h->ranges[2 * i] = start;
     h->ranges[2 * i + 1] = end;
     h->n_ranges++;
-    return 0;
 }
 
 /* ---- payload memory ---- */
 
-/* Ensures the payload can hold `end` bytes; returns 0, or -1 out of memory. */
-static int reserve_payload(sp2_stream *s, sp2_live_heap *h, uint64_t end)
+/* Ensures the payload can hold `end` bytes of a heap of heap_length (-1: unknown) bytes,
+ * keeping what it holds; returns 0, or -1 out of memory. */
+static int reserve_payload(sp2_stream *s, sp2_live_heap *h, int64_t heap_length, uint64_t end)
 {
     if (end <= h->capacity)
         return 0;
     uint64_t cap;
-    if (h->heap_length >= 0)
-        cap = (uint64_t) h->heap_length;
+    if (heap_length >= 0)
+        cap = (uint64_t) heap_length;
     else
     {
         /* unsized heap: grow geometrically, up to the per-heap limit */
@@ -248,116 +255,147 @@ static uint64_t data_end(const sp2_live_heap *h, const sp2_config *c)
     return h->n_ranges ? h->ranges[2 * (h->n_ranges - 1) + 1] : 0;
 }
 
-int sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p)
+/* Does the packet's flavour, length and place fit the heap? */
+static sp2_drop_reason check_placement(const sp2_config *c, const sp2_live_heap *h, const sp2_packet_info *pi)
 {
-    const sp2_config *c = &s->config;
-    const sp2_packet_info *pi = &p->info;
     uint64_t start = (uint64_t) pi->payload_offset;
-    uint64_t length = (uint64_t) pi->payload_length;
-    uint64_t end = start + length;
-
+    uint64_t end = start + (uint64_t) pi->payload_length;
     /* The heap's item pointers are read with its first packet's flavour: a packet of another
      * flavour would put ids where addresses are read (and special ids among the items). */
     if (pi->heap_address_bits != h->heap_address_bits)
-        return 1 + SP2_DROP_BAD_FLAVOUR;
+        return SP2_DROP_BAD_FLAVOUR;
     if (pi->heap_length >= 0)
     {
         if (h->heap_length >= 0 && h->heap_length != pi->heap_length)
-            return 1 + SP2_DROP_INCONSISTENT_LENGTH;
+            return SP2_DROP_INCONSISTENT_LENGTH;
         if ((uint64_t) pi->heap_length > c->max_heap_size)
-            return 1 + SP2_DROP_HEAP_TOO_LARGE;
+            return SP2_DROP_HEAP_TOO_LARGE;
         if (h->heap_length < 0 && data_end(h, c) > (uint64_t) pi->heap_length)
-            return 1 + SP2_DROP_INCONSISTENT_LENGTH;
+            return SP2_DROP_INCONSISTENT_LENGTH;
     }
     else
     {
         if (!c->allow_unsized_heaps)
-            return 1 + SP2_DROP_UNSIZED;
+            return SP2_DROP_UNSIZED;
         if (h->heap_length >= 0 && end > (uint64_t) h->heap_length)
-            return 1 + SP2_DROP_BEYOND_HEAP;
+            return SP2_DROP_BEYOND_HEAP;
         if (end > c->max_heap_size)
-            return 1 + SP2_DROP_HEAP_TOO_LARGE;
+            return SP2_DROP_HEAP_TOO_LARGE;
     }
     if (!c->allow_out_of_order)
     {
         if (start != h->received_length)
-            return 1 + (start < h->received_length ? SP2_DROP_DUPLICATE : SP2_DROP_OUT_OF_ORDER);
+            return start < h->received_length ? SP2_DROP_DUPLICATE : SP2_DROP_OUT_OF_ORDER;
     }
-    else if (length > 0)
+    else if (pi->payload_length > 0)
     {
         if (range_overlaps(h, start, end))
-            return 1 + SP2_DROP_DUPLICATE;
+            return SP2_DROP_DUPLICATE;
         if (h->n_ranges >= c->max_heap_ranges && range_is_new(h, start, end))
-            return 1 + SP2_DROP_TOO_COMPLEX;
+            return SP2_DROP_TOO_COMPLEX;
     }
+    return SP2_DROP_NONE;
+}
 
-    /* Item pointers: count the new ones first, so that a rejected packet changes nothing. */
-    unsigned hab = pi->heap_address_bits;
+/* Would the packet's new item pointers take the heap past max_heap_pointers? */
+static sp2_drop_reason check_pointers(const sp2_config *c, const sp2_live_heap *h, const sp2_packet *p)
+{
+    uint32_t n_items = p->info.n_items;
+    uint64_t limit = c->max_heap_pointers;
+    if (n_items <= p->n_special || (uint64_t) h->n_pointers + n_items <= limit)
+        return SP2_DROP_NONE;
+    unsigned hab = p->info.heap_address_bits;
     uint64_t id_mask = (UINT64_C(1) << (63 - hab)) - 1;
-    uint32_t n_items = pi->n_items;
-    int has_items = n_items > p->n_special;
-    if (has_items)
+    uint64_t fresh = 0;
+    for (uint32_t i = 0; i < n_items; i++)
     {
-        uint64_t limit = c->max_heap_pointers;
-        if ((uint64_t) h->n_pointers + n_items > limit)
-        {
-            uint64_t fresh = 0;
-            for (uint32_t i = 0; i < n_items; i++)
-            {
-                uint64_t ptr = sp2_load_be64(p->pointers + 8 * (size_t) i);
-                if (!is_special_id((ptr >> hab) & id_mask) && !pointer_known(h, ptr))
-                    fresh++;
-            }
-            if (h->n_pointers + fresh > limit)
-                return 1 + SP2_DROP_TOO_COMPLEX;
-        }
-        if (reserve_pointers(h, n_items) != 0)
-            return 1 + SP2_DROP_NO_MEMORY;
+        uint64_t ptr = sp2_load_be64(p->pointers + 8 * (size_t) i);
+        if (!is_special_id((ptr >> hab) & id_mask) && !pointer_known(h, ptr))
+            fresh++;
     }
-    if (pi->heap_length >= 0 && h->heap_length < 0)
-        h->heap_length = pi->heap_length;
+    return h->n_pointers + fresh > limit ? SP2_DROP_TOO_COMPLEX : SP2_DROP_NONE;
+}
+
+/* Allocates all the packet needs (pointer slots, payload, a range), so that taking it cannot
+ * fail; what it allocates only grows capacity, which a rejected packet may leave behind. */
+static sp2_drop_reason reserve_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p)
+{
+    const sp2_packet_info *pi = &p->info;
+    if (pi->n_items > p->n_special && reserve_pointers(h, pi->n_items) != 0)
+        return SP2_DROP_NO_MEMORY;
+    if (pi->payload_length == 0)
+        return SP2_DROP_NONE;
+    int64_t heap_length = h->heap_length >= 0 ? h->heap_length : pi->heap_length;
+    if (reserve_payload(s, h, heap_length, (uint64_t) (pi->payload_offset + pi->payload_length)) != 0)
+        return SP2_DROP_NO_MEMORY;
+    if (s->config.allow_out_of_order && reserve_range(h) != 0)
+        return SP2_DROP_NO_MEMORY;
+    return SP2_DROP_NONE;
+}
+
+static void take_payload(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p)
+{
+    uint64_t start = (uint64_t) p->info.payload_offset;
+    uint64_t length = (uint64_t) p->info.payload_length;
     if (length > 0)
     {
-        if (reserve_payload(s, h, end) != 0)
-            return 1 + SP2_DROP_NO_MEMORY;
-        if (c->memcpy_nontemporal)
+        if (s->config.memcpy_nontemporal)
             sp2_copy_nontemporal(h->payload + start, p->payload, (size_t) length);
         else
             memcpy(h->payload + start, p->payload, (size_t) length);
-        if (c->allow_out_of_order && range_insert(h, start, end) != 0)
-            return 1 + SP2_DROP_NO_MEMORY;
+        if (s->config.allow_out_of_order)
+            range_insert(h, start, start + length);
     }
     h->received_length += length;
     s->batch.payload_bytes += length;
-    if (end > h->min_length)
-        h->min_length = end;
+    if (start + length > h->min_length)
+        h->min_length = start + length;
+}
 
-    if (has_items)
+/* Adds the packet's item pointers that the heap does not hold yet (reserve_pointers made room). */
+static void take_pointers(sp2_live_heap *h, const sp2_packet *p)
+{
+    unsigned hab = p->info.heap_address_bits;
+    uint64_t id_mask = (UINT64_C(1) << (63 - hab)) - 1;
+    uint64_t address_mask = (UINT64_C(1) << hab) - 1;
+    for (uint32_t i = 0; i < p->info.n_items && p->info.n_items > p->n_special; i++)
     {
-        uint64_t address_mask = (UINT64_C(1) << hab) - 1;
-        for (uint32_t i = 0; i < n_items; i++)
+        uint64_t ptr = sp2_load_be64(p->pointers + 8 * (size_t) i);
+        uint64_t id = (ptr >> hab) & id_mask;
+        if (is_special_id(id) || pointer_known(h, ptr))
+            continue;
+        uint64_t value = ptr & address_mask;
+        if (!(ptr >> 63))
         {
-            uint64_t ptr = sp2_load_be64(p->pointers + 8 * (size_t) i);
-            uint64_t id = (ptr >> hab) & id_mask;
-            if (is_special_id(id) || pointer_known(h, ptr))
-                continue;
-            uint64_t value = ptr & address_mask;
-            if (ptr >> 63)
-            {
-                if (id == 6 && value == 0)   /* STREAM_CTRL: CTRL_STREAM_START */
-                    h->start_of_stream = 1;
-                else if (id == 6 && value == 2)   /* CTRL_STREAM_STOP */
-                    h->end_of_stream = 1;
-            }
-            else if (value > h->min_length)
+            if (value > h->min_length)
                 h->min_length = value;
-            h->pointers[h->n_pointers] = ptr;
-            if (h->index_mask)
-                index_insert(h, h->n_pointers);
-            h->n_pointers++;
         }
+        else if (id == SP2_ID_STREAM_CTRL && value == SP2_CTRL_STREAM_START)
+            h->start_of_stream = 1;
+        else if (id == SP2_ID_STREAM_CTRL && value == SP2_CTRL_STREAM_STOP)
+            h->end_of_stream = 1;
+        h->pointers[h->n_pointers] = ptr;
+        if (h->index_mask)
+            index_insert(h, h->n_pointers);
+        h->n_pointers++;
     }
-    return 0;
+}
+
+sp2_drop_reason sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p)
+{
+    /* Every check and allocation comes first, so that a rejected packet changes nothing. */
+    sp2_drop_reason why = check_placement(&s->config, h, &p->info);
+    if (why == SP2_DROP_NONE)
+        why = check_pointers(&s->config, h, p);
+    if (why == SP2_DROP_NONE)
+        why = reserve_packet(s, h, p);
+    if (why != SP2_DROP_NONE)
+        return why;
+    if (p->info.heap_length >= 0)
+        h->heap_length = p->info.heap_length;
+    take_payload(s, h, p);
+    take_pointers(h, p);
+    return SP2_DROP_NONE;
 }
 
 int sp2_live_heap_is_contiguous(const sp2_live_heap *h)
@@ -406,140 +444,143 @@ static void sort_entries(sort_entry *e, uint32_t n)
     }
 }
 
-sp2_heap_impl *sp2_live_heap_freeze(sp2_stream *s, sp2_live_heap *h, int as_complete)
+/* The heap's item pointers in the order Heap.get_items gives them: by (immediate flag, address
+ * or value), ties in arrival order; addressed items by offset, which gives each its length (up to
+ * the next address).  NULL when out of memory; else free with free_sorted. */
+static sort_entry *sort_pointers(const sp2_live_heap *h, sort_entry *stack, uint32_t stack_size)
 {
-    unsigned hab = h->heap_address_bits;
-    uint64_t id_mask = (UINT64_C(1) << (63 - hab)) - 1;
-    uint64_t address_mask = (UINT64_C(1) << hab) - 1;
     uint32_t n = h->n_pointers;
-
-    /* Items are ordered by (immediate flag, address or value), ties in arrival order: addressed
-     * items by offset, which is what gives each its length (up to the next address). */
-    sort_entry stack_entries[64];
-    sort_entry *entries = n <= 64 ? stack_entries : malloc((size_t) n * sizeof(sort_entry));
+    uint64_t id_mask = (UINT64_C(1) << (63 - h->heap_address_bits)) - 1;
+    sort_entry *entries = n <= stack_size ? stack : malloc((size_t) n * sizeof(sort_entry));
     if (!entries)
-        goto nomem;
+        return NULL;
     for (uint32_t i = 0; i < n; i++)
     {
-        entries[i].key = h->pointers[i] & ~(id_mask << hab);
+        entries[i].key = h->pointers[i] & ~(id_mask << h->heap_address_bits);
         entries[i].order = i;
     }
     sort_entries(entries, n);
+    return entries;
+}
 
-    uint64_t payload_size = h->heap_length >= 0 ? (uint64_t) h->heap_length : h->received_length;
-    uint32_t n_ranges = 0;
-    if (!as_complete && s->config.keep_payload_ranges)
-        n_ranges = s->config.allow_out_of_order ? h->n_ranges : (h->received_length > 0 ? 1 : 0);
-
-    size_t bytes = sizeof(sp2_heap_impl) + (size_t) n * sizeof(sp2_item) + (size_t) n_ranges * 2 * sizeof(uint64_t);
-    sp2_heap_impl *impl = malloc(bytes);
-    if (!impl)
-    {
-        if (entries != stack_entries)
-            free(entries);
-        goto nomem;
-    }
-    memset(impl, 0, sizeof(*impl));
-    sp2_item *items = (sp2_item *) (impl + 1);
-    uint64_t *ranges = (uint64_t *) (items + n);
-    uint32_t n_items = 0, n_descriptors = 0;
-
-    /* Descriptors are collected from the top of the array down, then moved after the items. */
-    sp2_item *desc_top = items + n;
-    for (uint32_t k = 0; k < n; k++)
-    {
-        uint64_t ptr = h->pointers[entries[k].order];
-        uint64_t id = (ptr >> hab) & id_mask;
-        uint64_t value = ptr & address_mask;
-        if (ptr >> 63)
-        {
-            if (id == 0 || id == 5)
-                continue;
-            sp2_item *it = &items[n_items++];
-            it->id = id;
-            it->value = value;
-            it->length = hab / 8;
-            it->is_immediate = 1;
-            continue;
-        }
-        if (!as_complete)
-            continue;
-        uint64_t end = payload_size;
-        for (uint32_t j = k + 1; j < n; j++)
-        {
-            uint64_t next = h->pointers[entries[j].order];
-            if (next >> 63)
-                break;
-            end = next & address_mask;
-            break;
-        }
-        if (end <= value || id == 0)
-            continue;
-        sp2_item *it = id == 5 ? --desc_top : &items[n_items++];
-        if (id == 5)
-            n_descriptors++;
-        it->id = id;
-        it->value = value;
-        it->length = end - value;
-        it->is_immediate = 0;
-    }
-    /* the descriptors were stored in reverse at the top: put them in order after the items */
-    for (uint32_t i = 0; i < n_descriptors / 2; i++)
-    {
-        sp2_item tmp = desc_top[i];
-        desc_top[i] = desc_top[n_descriptors - 1 - i];
-        desc_top[n_descriptors - 1 - i] = tmp;
-    }
-    sp2_item *descriptors = items + n_items;
-    memmove(descriptors, desc_top, (size_t) n_descriptors * sizeof(sp2_item));
-    if (entries != stack_entries)
+static void free_sorted(sort_entry *entries, sort_entry *stack)
+{
+    if (entries != stack)
         free(entries);
+}
 
-    sp2_heap *pub = &impl->pub;
-    pub->cnt = h->cnt;
-    pub->heap_length = h->heap_length;
-    pub->received_length = h->received_length;
-    pub->items = items;
-    pub->n_items = n_items;
-    pub->descriptors = descriptors;
-    pub->n_descriptors = n_descriptors;
-    pub->ranges = ranges;
-    pub->n_ranges = n_ranges;
-    if (n_ranges)
+/* The item the k-th sorted pointer stands for; 0 if it stands for none: padding (NULL_ID), an
+ * immediate DESCRIPTOR_ID, an addressed item of an incomplete heap, or an empty one. */
+static int item_at(const sp2_live_heap *h, const sort_entry *e, uint32_t k, uint64_t payload_size,
+                   int with_addressed, sp2_item *out)
+{
+    unsigned hab = h->heap_address_bits;
+    uint64_t address_mask = (UINT64_C(1) << hab) - 1;
+    uint64_t ptr = h->pointers[e[k].order];
+    out->id = (ptr >> hab) & ((UINT64_C(1) << (63 - hab)) - 1);
+    out->value = ptr & address_mask;
+    out->is_immediate = (uint8_t) (ptr >> 63);
+    if (out->id == SP2_ID_NULL)
+        return 0;
+    if (out->is_immediate)
     {
-        if (s->config.allow_out_of_order)
-            memcpy(ranges, h->ranges, (size_t) n_ranges * 2 * sizeof(uint64_t));
-        else
-        {
-            ranges[0] = 0;
-            ranges[1] = h->received_length;
-        }
+        out->length = hab / 8;
+        return out->id != SP2_ID_DESCRIPTOR;
     }
-    pub->heap_address_bits = (uint8_t) hab;
-    pub->bug_compat = s->config.bug_compat;
-    pub->complete = (uint8_t) as_complete;
-    pub->start_of_stream = h->start_of_stream;
-    pub->end_of_stream = h->end_of_stream;
-    if (as_complete && h->payload)
+    if (!with_addressed)
+        return 0;
+    uint64_t end = payload_size;
+    if (k + 1 < h->n_pointers && !(h->pointers[e[k + 1].order] >> 63))
+        end = h->pointers[e[k + 1].order] & address_mask;
+    out->length = end > out->value ? end - out->value : 0;
+    return out->length > 0;
+}
+
+/* Fills items with the heap's items, then its descriptors after them. */
+static void list_items(const sp2_live_heap *h, const sort_entry *e, uint64_t payload_size, int as_complete,
+                       sp2_item *items, uint32_t *n_items, uint32_t *n_descriptors)
+{
+    uint32_t n = 0, d = 0;
+    sp2_item it;
+    for (uint32_t k = 0; k < h->n_pointers; k++)
+        if (item_at(h, e, k, payload_size, as_complete, &it) && it.id != SP2_ID_DESCRIPTOR)
+            items[n++] = it;
+    for (uint32_t k = 0; k < h->n_pointers; k++)
+        if (item_at(h, e, k, payload_size, as_complete, &it) && it.id == SP2_ID_DESCRIPTOR)
+            items[n + d++] = it;
+    *n_items = n;
+    *n_descriptors = d;
+}
+
+/* Received payload ranges an incomplete heap keeps (keep_payload_ranges), written to out if
+ * not NULL; returns how many. */
+static uint32_t kept_ranges(const sp2_stream *s, const sp2_live_heap *h, int as_complete, uint64_t *out)
+{
+    if (as_complete || !s->config.keep_payload_ranges)
+        return 0;
+    if (s->config.allow_out_of_order)
     {
-        if (s->config.memcpy_nontemporal)
-            sp2_copy_fence();
-        pub->payload = h->payload;
-        pub->payload_size = payload_size;
-        impl->payload_token = h->payload_token;
-        impl->payload_capacity = h->capacity;
-        impl->allocator = s->allocator;
-        sp2_allocator_retain(s->allocator);
-        h->payload = NULL;
+        if (out && h->n_ranges)
+            memcpy(out, h->ranges, (size_t) h->n_ranges * 2 * sizeof(uint64_t));
+        return h->n_ranges;
     }
+    if (h->received_length == 0)
+        return 0;
+    if (out)
+    {
+        out[0] = 0;
+        out[1] = h->received_length;
+    }
+    return 1;
+}
+
+/* Moves a complete heap's payload (and a reference to its allocator) into the finished heap. */
+static void hand_over_payload(sp2_stream *s, sp2_live_heap *h, sp2_heap_impl *impl, uint64_t payload_size)
+{
+    if (s->config.memcpy_nontemporal)
+        sp2_copy_fence();
+    impl->pub.payload = h->payload;
+    impl->pub.payload_size = payload_size;
+    impl->payload_token = h->payload_token;
+    impl->payload_capacity = h->capacity;
+    impl->allocator = s->allocator;
+    sp2_allocator_retain(s->allocator);
+    h->payload = NULL;
+}
+
+sp2_heap_impl *sp2_live_heap_freeze(sp2_stream *s, sp2_live_heap *h, int as_complete)
+{
+    uint32_t n = h->n_pointers;
+    uint64_t payload_size = h->heap_length >= 0 ? (uint64_t) h->heap_length : h->received_length;
+    uint32_t n_ranges = kept_ranges(s, h, as_complete, NULL);
+    sort_entry stack[64];
+    sort_entry *entries = sort_pointers(h, stack, 64);
+    size_t bytes = sizeof(sp2_heap_impl) + (size_t) n * sizeof(sp2_item) + (size_t) n_ranges * 2 * sizeof(uint64_t);
+    sp2_heap_impl *impl = entries ? calloc(1, bytes) : NULL;
+    if (impl)
+    {
+        sp2_heap *pub = &impl->pub;
+        pub->items = (sp2_item *) (impl + 1);
+        list_items(h, entries, payload_size, as_complete, pub->items, &pub->n_items, &pub->n_descriptors);
+        pub->descriptors = pub->items + pub->n_items;
+        pub->ranges = (uint64_t *) (pub->items + n);
+        pub->n_ranges = kept_ranges(s, h, as_complete, pub->ranges);
+        pub->cnt = h->cnt;
+        pub->heap_length = h->heap_length;
+        pub->received_length = h->received_length;
+        pub->heap_address_bits = h->heap_address_bits;
+        pub->bug_compat = s->config.bug_compat;
+        pub->complete = (uint8_t) as_complete;
+        pub->start_of_stream = h->start_of_stream;
+        pub->end_of_stream = h->end_of_stream;
+        if (as_complete && h->payload)
+            hand_over_payload(s, h, impl, payload_size);
+    }
+    if (entries)
+        free_sorted(entries, stack);
     drop_payload(h, s->allocator);
     sp2_live_heap_reset(h);
     return impl;
-
-nomem:
-    drop_payload(h, s->allocator);
-    sp2_live_heap_reset(h);
-    return NULL;
 }
 
 void sp2_heap_free(sp2_heap *heap)

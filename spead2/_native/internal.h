@@ -14,6 +14,19 @@
 
 #define SP2_UNUSED(x) ((void) (x))
 
+/* Item ids and values the kernel acts on (SPEAD's reserved ids). */
+enum {
+    SP2_ID_NULL = 0,              /* padding: never an item */
+    SP2_ID_HEAP_CNT = 1,
+    SP2_ID_HEAP_LENGTH = 2,
+    SP2_ID_PAYLOAD_OFFSET = 3,
+    SP2_ID_PAYLOAD_LENGTH = 4,
+    SP2_ID_DESCRIPTOR = 5,        /* its value is a descriptor (a SPEAD packet of its own) */
+    SP2_ID_STREAM_CTRL = 6,
+    SP2_CTRL_STREAM_START = 0,    /* STREAM_CTRL values */
+    SP2_CTRL_STREAM_STOP = 2
+};
+
 /* ---- allocators (alloc.c) ---- */
 uint8_t *sp2_alloc(sp2_allocator *a, size_t size, void **token);
 void sp2_free(sp2_allocator *a, uint8_t *ptr, size_t size, void *token);
@@ -54,7 +67,8 @@ typedef struct sp2_packet {
     uint32_t n_special;           /* pointers with the ids of the four fields above */
 } sp2_packet;
 
-int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out);
+/* Returns SP2_DROP_NONE, or why the bytes are not a packet (see sp2_decode_packet). */
+sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out);
 
 /* Private part of a finished heap: the public struct comes first. */
 typedef struct sp2_heap_impl {
@@ -117,8 +131,8 @@ void sp2_live_heap_reset(sp2_live_heap *h);
 void sp2_live_heap_release(sp2_live_heap *h, sp2_allocator *a);
 /* Frees the payload and empties the slot (a heap that is dropped). */
 void sp2_live_heap_discard(sp2_live_heap *h, sp2_allocator *a);
-/* Returns 0, or an sp2_drop_reason + 1 when the packet is rejected. */
-int sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p);
+/* Returns SP2_DROP_NONE, or why the packet is rejected (the heap is then unchanged). */
+sp2_drop_reason sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p);
 int sp2_live_heap_is_complete(const sp2_live_heap *h);
 int sp2_live_heap_is_contiguous(const sp2_live_heap *h);
 /* Builds the finished heap (taking the payload when complete_or_contiguous) and resets h.

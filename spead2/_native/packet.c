@@ -1,23 +1,21 @@
 /* Decoding one SPEAD packet header (SPEAD-64-XX, any heap address width the flavour allows). */
 #include "internal.h"
 
-static int fail(int reason) { return -1 - reason; }
-
-int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out)
+sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out)
 {
     out->info.size = 0;
     out->info.n_items = 0;
     if (size < 8)
-        return fail(SP2_DROP_TOO_SHORT);
+        return SP2_DROP_TOO_SHORT;
     uint64_t header = sp2_load_be64(data);
     if ((header >> 56) != 0x53)
-        return fail(SP2_DROP_BAD_MAGIC);
+        return SP2_DROP_BAD_MAGIC;
     if (((header >> 48) & 0xff) != 4)
-        return fail(SP2_DROP_BAD_VERSION);
+        return SP2_DROP_BAD_VERSION;
     unsigned id_bytes = (unsigned) ((header >> 40) & 0xff);
     unsigned address_bytes = (unsigned) ((header >> 32) & 0xff);
     if (id_bytes + address_bytes != 8 || address_bytes == 0 || address_bytes == 8)
-        return fail(SP2_DROP_BAD_FLAVOUR);
+        return SP2_DROP_BAD_FLAVOUR;
     uint32_t n_items = (uint32_t) (header & 0xffff);
     size_t header_size = 8 + 8 * (size_t) n_items;
     /* On a short buffer, info.size says how much the packet needs at least: a byte stream
@@ -25,7 +23,7 @@ int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out
     out->info.n_items = n_items;
     out->info.size = header_size;
     if (size < header_size)
-        return fail(SP2_DROP_TOO_SHORT);
+        return SP2_DROP_TOO_SHORT;
 
     unsigned address_bits = address_bytes * 8;
     uint64_t address_mask = (UINT64_C(1) << address_bits) - 1;
@@ -37,7 +35,7 @@ int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out
     {
         uint64_t pointer = sp2_load_be64(pointers + 8 * (size_t) i);
         uint64_t id = (pointer >> address_bits) & id_mask;
-        if (id < 1 || id > 4)
+        if (id < SP2_ID_HEAP_CNT || id > SP2_ID_PAYLOAD_LENGTH)
             continue;
         n_special++;
         if (!(pointer >> 63))
@@ -45,22 +43,22 @@ int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out
         int64_t value = (int64_t) (pointer & address_mask);
         switch (id)
         {
-        case 1: heap_cnt = value; break;
-        case 2: heap_length = value; break;
-        case 3: payload_offset = value; break;
-        case 4: payload_length = value; break;
+        case SP2_ID_HEAP_CNT: heap_cnt = value; break;
+        case SP2_ID_HEAP_LENGTH: heap_length = value; break;
+        case SP2_ID_PAYLOAD_OFFSET: payload_offset = value; break;
+        case SP2_ID_PAYLOAD_LENGTH: payload_length = value; break;
         default: break;
         }
     }
     if (heap_cnt < 0 || payload_offset < 0 || payload_length < 0)
-        return fail(SP2_DROP_MISSING_FIELD);
+        return SP2_DROP_MISSING_FIELD;
     /* payload_length < 2^56, so this cannot overflow */
     uint64_t total = (uint64_t) header_size + (uint64_t) payload_length;
     out->info.size = total;
     if (exact_size ? total != size : total > size)
-        return fail(exact_size ? SP2_DROP_SIZE_MISMATCH : SP2_DROP_TOO_SHORT);
+        return exact_size ? SP2_DROP_SIZE_MISMATCH : SP2_DROP_TOO_SHORT;
     if (heap_length >= 0 && payload_offset + payload_length > heap_length)
-        return fail(SP2_DROP_BEYOND_HEAP);
+        return SP2_DROP_BEYOND_HEAP;
 
     out->info.heap_cnt = heap_cnt;
     out->info.heap_length = heap_length;
@@ -70,14 +68,14 @@ int sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out
     out->pointers = pointers;
     out->payload = data + header_size;
     out->n_special = n_special;
-    return 0;
+    return SP2_DROP_NONE;
 }
 
 int sp2_decode_packet(const uint8_t *data, size_t size, int exact_size, sp2_packet_info *out)
 {
     sp2_packet packet;
-    int ret = sp2_decode(data, size, exact_size, &packet);
-    if (ret == 0)
+    sp2_drop_reason ret = sp2_decode(data, size, exact_size, &packet);
+    if (ret == SP2_DROP_NONE)
         *out = packet.info;
     else
     {

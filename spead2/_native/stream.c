@@ -88,7 +88,7 @@ static sp2_live_heap *scratch(sp2_stream *s)
     return &s->live[(size_t) s->config.max_heaps * s->config.substreams];
 }
 
-static void count_drop(sp2_stream *s, int reason)
+static void count_drop(sp2_stream *s, sp2_drop_reason reason)
 {
     s->batch.drops[reason]++;
     s->drops_total++;
@@ -96,7 +96,7 @@ static void count_drop(sp2_stream *s, int reason)
 
 void sp2_stream_count_drop(sp2_stream *s, int reason, uint64_t n)
 {
-    if (reason < 0 || reason >= SP2_DROP_COUNT)
+    if (reason <= SP2_DROP_NONE || reason >= SP2_DROP_COUNT)
         return;
     sp2_mutex_lock(&s->stats_lock);
     s->totals.drops[reason] += n;
@@ -206,96 +206,94 @@ int sp2_stream_is_stopped(sp2_stream *s)
     return s->stopped;
 }
 
-static void start_heap(sp2_live_heap *h, const sp2_packet *p)
+static uint32_t substream_of(const sp2_config *c, int64_t cnt)
 {
+    return c->substreams > 1 ? (uint32_t) ((uint64_t) cnt % c->substreams) : 0;
+}
+
+/* The live heap with this cnt in substream sub, or NULL.  Most packets belong to the heap of the
+ * packet before; otherwise it looks from the newest heap. */
+static sp2_live_heap *find_heap(sp2_stream *s, uint32_t sub, int64_t cnt)
+{
+    uint32_t max_heaps = s->config.max_heaps;
+    sp2_live_heap *slots = s->live + (size_t) sub * max_heaps;
+    uint32_t hit = s->last_hit[sub];
+    if (slots[hit].in_use && slots[hit].cnt == cnt)
+        return &slots[hit];
+    uint32_t head = s->heads[sub];
+    for (uint32_t i = 1; i <= max_heaps; i++)
+    {
+        uint32_t idx = (head + max_heaps - i) % max_heaps;
+        if (!slots[idx].in_use)
+            continue;
+        s->batch.search_dist++;
+        if (slots[idx].cnt == cnt)
+        {
+            s->last_hit[sub] = idx;
+            return &slots[idx];
+        }
+    }
+    return NULL;
+}
+
+/* Gives the heap in the scratch slot the oldest slot of its substream (evicting that heap). */
+static sp2_live_heap *make_live(sp2_stream *s, sp2_live_heap *h)
+{
+    uint32_t sub = substream_of(&s->config, h->cnt);
+    uint32_t slot = s->heads[sub];
+    sp2_live_heap *target = s->live + (size_t) sub * s->config.max_heaps + slot;
+    if (target->in_use)
+        finish(s, target, FINISH_EVICTED);
+    sp2_live_heap tmp = *target;
+    *target = *h;
+    *h = tmp;
+    s->last_hit[sub] = slot;
+    s->heads[sub] = (slot + 1) % s->config.max_heaps;
+    return target;
+}
+
+/* The first packet of a heap: assembled in the scratch heap, which only takes a slot if the heap
+ * is not complete at once.  Returns the heap, or NULL when the packet was dropped. */
+static sp2_live_heap *start_heap(sp2_stream *s, const sp2_packet *p, int single)
+{
+    sp2_live_heap *h = scratch(s);
     h->cnt = p->info.heap_cnt;
     h->heap_address_bits = p->info.heap_address_bits;
     h->in_use = 1;
+    sp2_drop_reason why = sp2_live_heap_add_packet(s, h, p);
+    if (why != SP2_DROP_NONE)
+    {
+        count_drop(s, why);
+        sp2_live_heap_discard(h, s->allocator);
+        return NULL;
+    }
+    if (single)
+        s->batch.single_packet_heaps++;
+    if ((h->end_of_stream && s->config.stop_on_stop_item) || sp2_live_heap_is_complete(h))
+        return h;
+    return make_live(s, h);
 }
 
 /* Feeds one decoded packet.  Returns nonzero when the stream stopped (a stop item). */
 static int process_packet(sp2_stream *s, const sp2_packet *p)
 {
-    const sp2_config *c = &s->config;
     s->batch.packets++;
     s->batch_packets++;
-    int64_t cnt = p->info.heap_cnt;
-    sp2_live_heap *h = NULL;
-    uint32_t sub = 0, slot = 0;
-    int reason;
-    int single = p->info.heap_length >= 0 && p->info.payload_offset == 0
-                 && p->info.payload_length == p->info.heap_length;
-    if (!single)
+    const sp2_packet_info *pi = &p->info;
+    int single = pi->heap_length >= 0 && pi->payload_offset == 0 && pi->payload_length == pi->heap_length;
+    sp2_live_heap *h = single ? NULL : find_heap(s, substream_of(&s->config, pi->heap_cnt), pi->heap_cnt);
+    if (h)
     {
-        /* Most packets belong to the heap of the packet before; otherwise look from the newest. */
-        uint32_t max_heaps = c->max_heaps;
-        sub = c->substreams > 1 ? (uint32_t) ((uint64_t) cnt % c->substreams) : 0;
-        sp2_live_heap *slots = s->live + (size_t) sub * max_heaps;
-        uint32_t hit = s->last_hit[sub];
-        if (slots[hit].in_use && slots[hit].cnt == cnt)
-            h = &slots[hit];
-        else
+        sp2_drop_reason why = sp2_live_heap_add_packet(s, h, p);
+        if (why != SP2_DROP_NONE)
         {
-            uint32_t head = s->heads[sub];
-            for (uint32_t i = 1; i <= max_heaps; i++)
-            {
-                uint32_t idx = (head + max_heaps - i) % max_heaps;
-                if (!slots[idx].in_use)
-                    continue;
-                s->batch.search_dist++;
-                if (slots[idx].cnt == cnt)
-                {
-                    h = &slots[idx];
-                    s->last_hit[sub] = idx;
-                    break;
-                }
-            }
+            count_drop(s, why);
+            return 0;
         }
-        if (h)
-        {
-            reason = sp2_live_heap_add_packet(s, h, p);
-            if (reason)
-            {
-                count_drop(s, reason - 1);
-                return 0;
-            }
-            goto added;
-        }
-        slot = s->heads[sub];
     }
-    /* A new heap: assembled in the scratch heap, which only takes a slot (evicting the oldest
-     * heap of the substream) if it is not complete at once. */
-    h = scratch(s);
-    start_heap(h, p);
-    reason = sp2_live_heap_add_packet(s, h, p);
-    if (reason)
-    {
-        count_drop(s, reason - 1);
-        sp2_live_heap_discard(h, s->allocator);
+    else if (!(h = start_heap(s, p, single)))
         return 0;
-    }
-    if (single)
-        s->batch.single_packet_heaps++;
-    if (!(h->end_of_stream && c->stop_on_stop_item) && !sp2_live_heap_is_complete(h))
-    {
-        if (single)
-        {
-            sub = c->substreams > 1 ? (uint32_t) ((uint64_t) cnt % c->substreams) : 0;
-            slot = s->heads[sub];
-        }
-        sp2_live_heap *target = s->live + (size_t) sub * c->max_heaps + slot;
-        if (target->in_use)
-            finish(s, target, FINISH_EVICTED);
-        sp2_live_heap tmp = *target;
-        *target = *h;
-        *h = tmp;
-        h = target;
-        s->last_hit[sub] = slot;
-        s->heads[sub] = (slot + 1) % c->max_heaps;
-    }
-
-added:
-    if (h->end_of_stream && c->stop_on_stop_item)
+    if (h->end_of_stream && s->config.stop_on_stop_item)
     {
         sp2_live_heap_discard(h, s->allocator);
         stop_received(s);
@@ -335,10 +333,10 @@ int sp2_stream_add_datagrams(sp2_stream *s, const uint8_t *const *data, const si
     while (status == SP2_OK && i < n)
     {
         sp2_packet p;
-        int ret = sp2_decode(data[i], sizes[i], 1, &p);
+        sp2_drop_reason why = sp2_decode(data[i], sizes[i], 1, &p);
         i++;
-        if (ret < 0)
-            count_drop(s, -1 - ret);
+        if (why != SP2_DROP_NONE)
+            count_drop(s, why);
         else if (process_packet(s, &p))
             status = SP2_STOPPED;
         if (status == SP2_OK && must_pause(s))
@@ -359,16 +357,16 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
     {
         sp2_packet p;
         size_t left = size - pos;
-        int ret = sp2_decode(data + pos, left, 0, &p);
+        sp2_drop_reason why = sp2_decode(data + pos, left, 0, &p);
         /* A partial packet is waited for, unless it already cannot fit in max_packet. */
-        if (ret == -1 - SP2_DROP_TOO_SHORT && !(max_packet && (left >= max_packet || p.info.size > max_packet)))
+        if (why == SP2_DROP_TOO_SHORT && !(max_packet && (left >= max_packet || p.info.size > max_packet)))
         {
             status = SP2_PARTIAL;
             break;
         }
-        if (ret < 0 || (max_packet && p.info.size > max_packet))
+        if (why != SP2_DROP_NONE || (max_packet && p.info.size > max_packet))
         {
-            count_drop(s, ret < 0 && ret != -1 - SP2_DROP_TOO_SHORT ? -1 - ret : SP2_DROP_TOO_LARGE);
+            count_drop(s, why != SP2_DROP_NONE && why != SP2_DROP_TOO_SHORT ? why : SP2_DROP_TOO_LARGE);
             status = SP2_BAD_PACKET;
             break;
         }

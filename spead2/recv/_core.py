@@ -18,7 +18,7 @@ from spead2._kernel import ensure, ffi, lib
 from spead2._memory import MemoryPool
 from spead2.recv._config import RingStreamConfig, StreamConfig
 from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
-from spead2.recv._stats import DROP_REASONS, StreamStats
+from spead2.recv._stats import StreamStats, drop_reason_value, drops_from_kernel
 
 _logger = logging.getLogger("spead2")
 
@@ -103,7 +103,7 @@ class StreamCore:
             raw.worker_blocked,
         ]
         values = core + [0] * (len(self._stat_config) - len(core))
-        drops = {name: int(raw.drops[i]) for i, name in enumerate(DROP_REASONS)}
+        drops = drops_from_kernel(raw.drops)
         return StreamStats(self._stat_config, values, drops, int(raw.payload_bytes))
 
     def pop(self, timeout_ns: int) -> Heap | IncompleteHeap | None:
@@ -190,7 +190,7 @@ class StreamCore:
         return self._stream
 
     def count_drop(self, reason: str, n: int = 1) -> None:
-        lib.sp2_stream_count_drop(self._stream, DROP_REASONS.index(reason), n)
+        lib.sp2_stream_count_drop(self._stream, drop_reason_value(reason), n)
 
     def handle_status(self, status: int) -> None:
         """Acts on a kernel feed's status (pause, stop, wake waiters, log drops); readers whose own

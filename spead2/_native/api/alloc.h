@@ -14,7 +14,6 @@ sp2_allocator *sp2_pool_new(size_t lower, size_t upper, size_t max_free, size_t 
 void sp2_allocator_retain(sp2_allocator *allocator);
 void sp2_allocator_release(sp2_allocator *allocator);
 
-int sp2_pool_is_pool(sp2_allocator *allocator);
 void sp2_pool_set_warn_on_empty(sp2_allocator *pool, int warn);
 int sp2_pool_get_warn_on_empty(sp2_allocator *pool);
 /* Times the pool was found empty by an allocation (while warn_on_empty was set). */

@@ -20,28 +20,30 @@ typedef enum sp2_status {
     SP2_E_OS = -3        /* errno holds the reason */
 } sp2_status;
 
-/* Why a packet was dropped.  Packets dropped for a reason up to SP2_DROP_TOO_LARGE failed to
- * decode and are not counted in the "packets" statistic, except for two that heap assembly
- * finds: BEYOND_HEAP (a packet without HEAP_LENGTH past its heap's length) and BAD_FLAVOUR (a
- * packet of another flavour than its heap's first).  The rest decoded, and heap assembly
- * rejected or ignored them. */
+/* Why a packet was dropped: the one encoding of a drop, returned by packet decoding and by heap
+ * assembly alike (SP2_DROP_NONE: the packet was taken) and indexing sp2_stats.drops.  Packets
+ * dropped for a reason up to SP2_DROP_TOO_LARGE failed to decode and are not counted in the
+ * "packets" statistic, except for two that heap assembly finds: BEYOND_HEAP (a packet without
+ * HEAP_LENGTH past its heap's length) and BAD_FLAVOUR (a packet of another flavour than its
+ * heap's first).  The rest decoded, and heap assembly rejected or ignored them. */
 typedef enum sp2_drop_reason {
-    SP2_DROP_TOO_SHORT = 0,          /* fewer than 8 bytes, or fewer than its item pointers */
-    SP2_DROP_BAD_MAGIC = 1,
-    SP2_DROP_BAD_VERSION = 2,
-    SP2_DROP_BAD_FLAVOUR = 3,        /* item pointer is not 64 bits, or address width 0 / 8 */
-    SP2_DROP_MISSING_FIELD = 4,      /* no immediate HEAP_CNT, PAYLOAD_OFFSET or PAYLOAD_LENGTH */
-    SP2_DROP_SIZE_MISMATCH = 5,      /* datagram shorter or longer than its header implies */
-    SP2_DROP_BEYOND_HEAP = 6,        /* payload offset + length > HEAP_LENGTH */
-    SP2_DROP_TOO_LARGE = 7,          /* larger than the reader's max_size */
-    SP2_DROP_HEAP_TOO_LARGE = 8,     /* claims more than max_heap_size */
-    SP2_DROP_UNSIZED = 9,            /* no HEAP_LENGTH while allow_unsized_heaps is off */
-    SP2_DROP_INCONSISTENT_LENGTH = 10, /* HEAP_LENGTH differs from the heap's earlier packets */
-    SP2_DROP_OUT_OF_ORDER = 11,      /* in-order mode: not at the expected payload offset */
-    SP2_DROP_DUPLICATE = 12,         /* out-of-order mode: payload already received */
-    SP2_DROP_TOO_COMPLEX = 13,       /* heap exceeds the item-pointer or payload-range limits */
-    SP2_DROP_NO_MEMORY = 14,         /* the allocator failed */
-    SP2_DROP_COUNT = 15
+    SP2_DROP_NONE = 0,
+    SP2_DROP_TOO_SHORT = 1,          /* fewer than 8 bytes, or fewer than its item pointers */
+    SP2_DROP_BAD_MAGIC = 2,
+    SP2_DROP_BAD_VERSION = 3,
+    SP2_DROP_BAD_FLAVOUR = 4,        /* item pointer is not 64 bits, or address width 0 / 8 */
+    SP2_DROP_MISSING_FIELD = 5,      /* no immediate HEAP_CNT, PAYLOAD_OFFSET or PAYLOAD_LENGTH */
+    SP2_DROP_SIZE_MISMATCH = 6,      /* datagram shorter or longer than its header implies */
+    SP2_DROP_BEYOND_HEAP = 7,        /* payload offset + length > HEAP_LENGTH */
+    SP2_DROP_TOO_LARGE = 8,          /* larger than the reader's max_size */
+    SP2_DROP_HEAP_TOO_LARGE = 9,     /* claims more than max_heap_size */
+    SP2_DROP_UNSIZED = 10,           /* no HEAP_LENGTH while allow_unsized_heaps is off */
+    SP2_DROP_INCONSISTENT_LENGTH = 11, /* HEAP_LENGTH differs from the heap's earlier packets */
+    SP2_DROP_OUT_OF_ORDER = 12,      /* in-order mode: not at the expected payload offset */
+    SP2_DROP_DUPLICATE = 13,         /* out-of-order mode: payload already received */
+    SP2_DROP_TOO_COMPLEX = 14,       /* heap exceeds the item-pointer or payload-range limits */
+    SP2_DROP_NO_MEMORY = 15,         /* the allocator failed */
+    SP2_DROP_COUNT = 16              /* the size of sp2_stats.drops */
 } sp2_drop_reason;
 
 /* Core statistics.  The first nine fields are in the order of spead2.recv.stream_stat_indices. */
@@ -55,7 +57,7 @@ typedef struct sp2_stats {
     uint64_t single_packet_heaps;
     uint64_t search_dist;
     uint64_t worker_blocked;
-    uint64_t drops[16];
+    uint64_t drops[SP2_DROP_COUNT]; /* by sp2_drop_reason (drops[SP2_DROP_NONE] stays 0) */
     uint64_t payload_bytes;       /* payload bytes accepted into heaps (duplicates excluded) */
 } sp2_stats;
 
@@ -154,11 +156,11 @@ int sp2_ring_space_fd(sp2_stream *stream);
 void sp2_ring_space_ack(sp2_stream *stream);
 void sp2_heap_free(sp2_heap *heap);
 
-/* Packet header decoding, exposed for tests and the fuzzer.  Returns 0 and fills the fields,
- * or -1 - reason (an sp2_drop_reason) when the bytes are not a valid packet.  With
- * exact_size the packet must fill `size` exactly (a datagram); otherwise it may be shorter.
- * When the bytes are too short, `size` (and `n_items` once the header is there) still say how
- * much the packet needs at least, as far as the bytes tell. */
+/* Packet header decoding, exposed for tests and the fuzzer.  Returns SP2_DROP_NONE and fills
+ * the fields, or the sp2_drop_reason when the bytes are not a valid packet.  With exact_size the
+ * packet must fill `size` exactly (a datagram); otherwise it may be shorter.  When the bytes are
+ * too short, `size` (and `n_items` once the header is there) still say how much the packet needs
+ * at least, as far as the bytes tell. */
 typedef struct sp2_packet_info {
     int64_t heap_cnt;
     int64_t heap_length;

@@ -67,7 +67,7 @@ typedef enum sp2_pcap_skip {
 typedef struct sp2_pcap_counts {
     uint64_t records;                /* frames read */
     uint64_t datagrams;              /* UDP datagrams handed to the stream */
-    uint64_t skipped[6];
+    uint64_t skipped[SP2_PCAP_SKIP_COUNT];
 } sp2_pcap_counts;
 
 /* Link-layer decoding of a link type: SP2_LINK_FIXED means "IPv4 after a fixed-size header". */

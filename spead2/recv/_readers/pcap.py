@@ -19,7 +19,7 @@ from typing import Any
 
 import dpkt.pcap
 
-from spead2._kernel import ffi, lib
+from spead2._kernel import enum_names, ffi, lib
 from spead2.recv._core import FULL, STOPPED, StreamCore
 from spead2.recv._readers._bpf import compile_filter
 from spead2.recv._readers._net import ReaderValueError, check_str, runtime_compatible
@@ -37,7 +37,20 @@ FIRST_WINDOW = 1 << 16
 #: pcapng files whose first packet comes before any interface description.
 UNKNOWN_LINKTYPE = 0xFFFFFFFF
 LINKTYPE_ETHERNET = 1
-SKIP_REASONS = ("filtered out", "not IPv4 UDP", "IPv4 fragments", "truncated", "bad lengths", "link type")
+_SKIP_TEXT = {
+    "filtered": "filtered out",
+    "not_udp": "not IPv4 UDP",
+    "fragment": "IPv4 fragments",
+    "truncated": "truncated",
+    "bad_length": "bad lengths",
+    "linktype": "link type",
+}
+#: Why frames were skipped, in the order of sp2_pcap_skip (a new value there fails here at import).
+SKIP_REASONS = tuple(
+    _SKIP_TEXT[name]
+    for value, name in enum_names("sp2_pcap_skip", "SP2_PCAP_SKIP_").items()
+    if value < lib.SP2_PCAP_SKIP_COUNT
+)
 
 _DLT_NAMES = {
     value: name[4:]

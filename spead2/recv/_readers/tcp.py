@@ -219,10 +219,10 @@ class TcpReader:
     def _bad_packet(self) -> None:
         info = ffi.new("sp2_packet_info *")
         ret = lib.sp2_decode_packet(self._data + self._start, self._end - self._start, 0, info)
-        if ret == 0 or ret == -1 - lib.SP2_DROP_TOO_SHORT:
+        if ret in (lib.SP2_DROP_NONE, lib.SP2_DROP_TOO_SHORT):
             reason = f"a packet is larger than max_size ({self._max_size} bytes)"
         else:
-            reason = f"a packet cannot be decoded ({DROP_REASONS[-1 - ret]})"
+            reason = f"a packet cannot be decoded ({DROP_REASONS[ret - 1]})"
         self._warn(f"{reason}; closing the connection")
         self._start = self._end = 0
         self._finish()
