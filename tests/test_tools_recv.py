@@ -291,6 +291,125 @@ def test_printer_incomplete_and_drops() -> None:
     assert "Lost: 2 packets dropped, 1 incomplete heaps" in text
 
 
+def test_reference_printer_and_session_parts() -> None:
+    """--output reference: the reference's heap lines; Session.summary gives its end-of-stream block."""
+    import asyncio
+
+    args = recv.parse_args(["--output", "reference", "--values", "8888"])
+    assert args.no_live  # the reference prints only its lines
+    out = io.StringIO()
+    printer = recv.make_printer(args, None)
+    printer.out = out
+
+    async def main() -> list[str]:
+        session = recv.Session(args, None)
+        session.printer = printer
+        config, ring_config = recv.make_configs(args)
+        stream = spead2.recv.asyncio.Stream(None, config, ring_config)
+        stream.add_buffer_reader(b"".join(demo.packets(2)))
+        receiver = recv.Receiver("", stream, printer, session.totals, session.limit, label="8888")
+        session.receivers.append(receiver)
+        session.tasks = [asyncio.ensure_future(receiver.run())]
+        assert await session.poll(asyncio.Event(), interval=5) is False  # ends with the stream
+        return session.summary(1.0, interrupted=False)
+
+    summary = asyncio.run(main())
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Received heap 1 on stream 8888"
+    assert "label = demo heap 0" in lines
+    assert summary[0] == "Shutting down stream 8888 after 2 heaps"
+    assert summary[1:] == [f"{key}: {value}" for key, value in receiver_stats(summary).items()]
+
+
+def receiver_stats(summary: list[str]) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in summary[1:])
+
+
+def test_session_poll_returns_on_stop() -> None:
+    import asyncio
+
+    args = recv.parse_args(["-q", "8888"])
+
+    async def main() -> bool:
+        session = recv.Session(args, None)
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        session.tasks = [never]
+        stop = asyncio.Event()
+        stop.set()
+        interrupted = await session.poll(stop, interval=5)
+        never.cancel()
+        return interrupted
+
+    assert asyncio.run(main()) is True
+
+
+def test_reference_name_defaults_to_reference_output() -> None:
+    assert recv.parse_args(["8888"], recv.REFERENCE_PROG).output == "reference"
+    assert recv.parse_args(["8888"]).output == "human"
+    assert recv.parse_args(["--output", "human", "8888"], recv.REFERENCE_PROG).output == "human"
+
+
+def test_ibv_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        recv.main(["--ibv", "8888"])
+    assert info.value.code == 2
+    assert "ibverbs is not supported" in capsys.readouterr().err
+    assert recv.parse_args(["--ibv-vector", "1", "--ibv-max-poll", "3", "8888"]).ibv is False
+
+
+# The reference's spead2_recv.py, fed by its spead2_send.py with these arguments, printed exactly this.
+REFERENCE_SEND_ARGS = ["--heaps", "3", "--heap-size", "64", "--items", "2"]
+REFERENCE_RECV_OUTPUT = """\
+Received heap 1 on stream {name}
+    Descriptor for Test item 0 (0x1000)
+      description: A test item with arbitrary value
+      format:      None
+      dtype:       complex64
+      shape:       (4,)
+    Descriptor for Test item 1 (0x1001)
+      description: A test item with arbitrary value
+      format:      None
+      dtype:       complex64
+      shape:       (4,)
+Test item 0 = [0.+0.j 0.+0.j 0.+0.j 0.+0.j]
+Test item 1 = [0.+0.j 0.+0.j 0.+0.j 0.+0.j]
+Received heap 2 on stream {name}
+Test item 0 = [0.+0.j 0.+0.j 0.+0.j 0.+0.j]
+Test item 1 = [0.+0.j 0.+0.j 0.+0.j 0.+0.j]
+Received heap 3 on stream {name}
+Test item 0 = [0.+0.j 0.+0.j 0.+0.j 0.+0.j]
+Test item 1 = [0.+0.j 0.+0.j 0.+0.j 0.+0.j]
+Shutting down stream {name} after 3 heaps
+heaps: 3
+incomplete_heaps_evicted: 0
+incomplete_heaps_flushed: 0
+packets: 4
+"""
+
+
+@pytest.mark.interop
+@needs("add_udp_reader")
+def test_reference_output_from_reference_sender(reference: Path) -> None:
+    """spead2_recv.py prints what the reference's spead2_recv.py prints for the same stream."""
+    import refvenv
+
+    port = free_port()
+    name = f"127.0.0.1:{port}"
+    tool = ToolProcess("spead2.tools.recv", ["--output", "reference", "--values", "--descriptors", name])
+    tool.wait_for_stderr(f"receiving from udp {name}")
+    sender = Path(reference).parent / "spead2_send.py"
+    proc = subprocess.run(
+        refvenv.command(reference, str(sender), *REFERENCE_SEND_ARGS, name),
+        capture_output=True, text=True, timeout=TIMEOUT, env=refvenv.clean_env(), cwd="/",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    status, out, err = tool.finish()
+    assert status == 0, out + err
+    assert out.startswith(REFERENCE_RECV_OUTPUT.format(name=name)), out
+    keys = [line.split(":")[0] for line in out.splitlines()[-9:]]
+    assert keys[-5:] == ["batches", "max_batch", "single_packet_heaps", "search_dist", "worker_blocked"]
+
+
 def test_format_value() -> None:
     import numpy as np
 
@@ -462,7 +581,9 @@ def test_console_scripts_installed() -> None:
     ]
     if missing:
         pytest.skip(f"console scripts not installed in {bindir}: {missing}")
-    for name in ("spead2_recv", "spead2_capture", "spead2_bench"):
+    for name in ("spead2_recv", "spead2_capture", "spead2_bench", "spead2_recv.py"):
+        if not (bindir / name).exists():
+            pytest.skip(f"{name} not installed in {bindir} (pip install -e . again)")
         proc = subprocess.run([str(bindir / name), "--help"], capture_output=True, text=True, timeout=TIMEOUT)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith(f"usage: {name}")

@@ -37,6 +37,17 @@ def add_log_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
     )
 
 
+NO_IBV = "ibverbs is not supported by aiospead2 (it receives and sends with ordinary sockets)"
+
+
+def add_ibv_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, prefix: str = "") -> None:
+    """The reference's ibverbs options, accepted so that its command lines parse; ``--ibv`` itself
+    is refused with :data:`NO_IBV`."""
+    parser.add_argument(f"--{prefix}ibv", action="store_true", help="use ibverbs [not supported]")
+    parser.add_argument(f"--{prefix}ibv-vector", type=int, default=0, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument(f"--{prefix}ibv-max-poll", type=int, default=10, metavar="N", help=argparse.SUPPRESS)
+
+
 def setup_logging(level: str, status: StatusLine | None = None) -> None:
     handler: logging.Handler = _StatusAwareHandler(status) if status is not None else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

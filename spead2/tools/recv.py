@@ -3,6 +3,11 @@
 Sources are ``PORT`` or ``HOST:PORT`` (UDP, or TCP with ``--tcp``; a multicast HOST is joined),
 or the name of a pcap file.  ``--demo`` needs no source: a built-in sender streams sample heaps
 over UDP on the loopback interface.
+
+Installed twice: ``spead2_recv`` prints our format (heap lines, a live rate line, a statistics
+table); ``spead2_recv.py``, the reference's name, prints the reference's lines (``Received heap
+N on stream S``, ``name = value``, ``Shutting down stream S after N heaps`` and ``stat: value``)
+so that scripts parsing them keep working.  ``--output`` chooses either under either name.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from spead2.tools._cli import ToolError
 _logger = logging.getLogger("spead2")
 
 PROG = "spead2_recv"
+REFERENCE_PROG = "spead2_recv.py"
 
 
 # ---------------------------------------------------------------- arguments
@@ -65,9 +71,9 @@ def parse_source(text: str, tcp: bool) -> Source:
     return Source(kind, text, host=match["v6"] or match["host"] or "", port=port)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = _cli.Parser(
-        prog=PROG,
+        prog=prog,
         description="Receive SPEAD heaps and print them, with live rates and a final summary.",
         epilog="Examples: spead2_recv --demo | spead2_recv 8888 | spead2_recv 239.1.2.3:7148 --bind 10.0.0.5 "
         "| spead2_recv --tcp 8888 | spead2_recv capture.pcap --pcap-filter 'udp port 7148'",
@@ -81,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     group = parser.add_argument_group("Output options")
     _cli.add_log_option(group)
+    group.add_argument(
+        "--output",
+        choices=["human", "reference"],
+        help="human: our heap lines, rate line and table; reference: the lines of the reference's "
+        "spead2_recv.py, for scripts that parse them [reference when run as spead2_recv.py, else human]",
+    )
     group.add_argument("--values", action="store_true", help="show item values (default with --demo)")
     group.add_argument("--descriptors", action="store_true", help="show item descriptors")
     group.add_argument("-q", "--quiet", action="store_true", help="no line per heap: only rates and summary")
@@ -162,11 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--affinity", type=_cli.cpu_list, default=[], metavar="CPUS",
                        help="CPUs to pin the worker threads to (with --threads)")  # fmt: skip
     group.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop, not uvloop")
+    _cli.add_ibv_options(group)
     return parser
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = build_parser()
+def parse_args(argv: Sequence[str] | None, prog: str = PROG) -> argparse.Namespace:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.demo and args.source:
         parser.error("--demo takes no sources")
@@ -182,6 +195,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(str(exc))
     if args.mem_lower > args.mem_upper:
         parser.error("--mem-lower is larger than --mem-upper")
+    if args.ibv:
+        parser.error(_cli.NO_IBV)
+    args.prog = prog
+    if args.output is None:
+        args.output = "reference" if prog == REFERENCE_PROG else "human"
+    if args.output == "reference":
+        args.no_live = True  # the reference prints nothing but its lines
     return args
 
 
@@ -359,6 +379,48 @@ class Printer:
         self.write(lines)
 
 
+class ReferencePrinter(Printer):
+    """The lines of the reference's spead2_recv.py, which scripts parse (``--output reference``)."""
+
+    def heap(self, name: str, heap: Any, item_group: spead2.ItemGroup, n_bytes: int) -> None:
+        if self.quiet:
+            return
+        lines = [f"Received heap {heap.cnt} on stream {name}"]
+        if isinstance(heap, spead2.recv.IncompleteHeap):  # only with --incomplete (ours)
+            self.write(lines)
+            return
+        try:
+            if self.descriptors:
+                for raw in heap.get_descriptors():
+                    lines += reference_descriptor_lines(spead2.Descriptor.from_raw(raw, heap.flavour))
+            for key, item in item_group.update(heap).items():
+                lines.append(f"{key} = {item.value}" if self.values else key)
+        except ValueError as exc:
+            lines.append(f"Error raised processing heap: {exc}")
+        self.write(lines)
+
+    @staticmethod
+    def stream_end(name: str, n_heaps: int, stats: Any) -> list[str]:
+        """The reference's block for one stream when it stops: its heap count and statistics."""
+        lines = [f"Shutting down stream {name} after {n_heaps} heaps"]
+        return lines + [f"{key}: {value}" for key, value in stats.items()]
+
+
+def reference_descriptor_lines(desc: spead2.Descriptor) -> list[str]:
+    return [
+        f"    Descriptor for {desc.name} ({desc.id:#x})",
+        f"      description: {desc.description}",
+        f"      format:      {desc.format}",
+        f"      dtype:       {desc.dtype}",
+        f"      shape:       {desc.shape}",
+    ]
+
+
+def make_printer(args: argparse.Namespace, status: _cli.StatusLine | None) -> Printer:
+    cls = ReferencePrinter if args.output == "reference" else Printer
+    return cls(args, sys.stdout, status)
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -372,14 +434,22 @@ class Receiver:
     """One stream and its consumer."""
 
     def __init__(
-        self, name: str, stream: Any, printer: Printer, totals: Totals, limit: asyncio.Event
+        self,
+        name: str,
+        stream: Any,
+        printer: Printer,
+        totals: Totals,
+        limit: asyncio.Event,
+        label: str | None = None,
     ) -> None:
-        self.name = name
+        self.name = name  # prefix of our heap lines ("" for a single stream)
+        self.label = label if label is not None else name  # the stream's name in reference lines
         self.stream = stream
         self.printer = printer
         self.totals = totals
         self.limit = limit
         self.max_heaps: int | None = None
+        self.count = 0
         self.item_group = spead2.ItemGroup()
 
     async def heaps(self) -> AsyncGenerator[Any, None]:
@@ -418,10 +488,12 @@ class Receiver:
 
     def handle(self, heap: Any) -> None:
         n_bytes = heap_bytes(heap) if not self.printer.quiet else 0  # only printed per heap
+        self.count += 1
         self.totals.heaps += 1
         if isinstance(heap, spead2.recv.IncompleteHeap):
             self.totals.incomplete_received += 1
-        self.printer.heap(self.name, heap, self.item_group, n_bytes)
+        self.printer.heap(self.label if isinstance(self.printer, ReferencePrinter) else self.name,
+                          heap, self.item_group, n_bytes)  # fmt: skip
 
 
 def stat_totals(receivers: list[Receiver], totals: Totals) -> dict[str, float]:
@@ -485,133 +557,196 @@ def summary_lines(receivers: list[Receiver], totals: Totals, elapsed: float) -> 
     return lines
 
 
-async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    out = sys.stdout
-    status = None if args.no_live else _cli.StatusLine(sys.stderr)
-    _cli.setup_logging(args.log, status)
-    interval = args.interval or (0.5 if status is not None and status.tty else 2.0)
-    printer = Printer(args, out, status)
-    totals = Totals()
-    limit = asyncio.Event()
-    thread_pool = spead2.ThreadPool(args.threads, args.affinity) if args.threads else None
+class Session:
+    """One run of the tool, in parts that can be read and tested alone: :meth:`setup` makes the
+    streams (and the demo sender), :meth:`poll` waits for the end while showing the rate line,
+    :meth:`finish` stops the streams and prints the summary, :meth:`teardown` releases
+    everything (also after an error)."""
 
-    sources: list[Source] = args.sources
-    sender = None
-    if args.demo:
-        port = free_udp_port()
-        sources = [Source("udp", f"127.0.0.1:{port}", host="127.0.0.1", port=port)]
+    def __init__(self, args: argparse.Namespace, status: _cli.StatusLine | None) -> None:
+        self.args = args
+        self.status = status
+        self.printer = make_printer(args, status)
+        self.totals = Totals()
+        self.limit = asyncio.Event()
+        self.thread_pool = spead2.ThreadPool(args.threads, args.affinity) if args.threads else None
+        self.sources: list[Source] = args.sources
+        self.sender: Any = None
+        self.receivers: list[Receiver] = []
+        self.tasks: list[asyncio.Future[Any]] = []
+        self.start = time.monotonic()
+
+    # ---- setup
+
+    def setup(self) -> None:
+        if self.args.demo:
+            self._make_demo_sender()
+        groups = [self.sources] if self.args.joint or len(self.sources) == 1 else [[s] for s in self.sources]
+        for group in groups:
+            receiver = self._make_receiver(group, named=len(groups) > 1)
+            self.receivers.append(receiver)
+            for source in group:
+                add_source(receiver.stream, source, self.args)
+
+    def _make_demo_sender(self) -> None:
         from spead2.tools.demo import DemoSender
 
-        sender = DemoSender(port, n_heaps=args.demo_heaps, rate=args.demo_rate)
+        port = free_udp_port()
+        self.sources = [Source("udp", f"127.0.0.1:{port}", host="127.0.0.1", port=port)]
+        self.sender = DemoSender(port, n_heaps=self.args.demo_heaps, rate=self.args.demo_rate)
 
-    groups = [sources] if args.joint or len(sources) == 1 else [[s] for s in sources]
-    receivers: list[Receiver] = []
-    try:
-        for group in groups:
-            config, ring_config = make_configs(args)
-            stream: Any
-            if thread_pool is not None:
-                stream = spead2.recv.Stream(thread_pool, config, ring_config)
-            else:
-                stream = spead2.recv.asyncio.Stream(None, config, ring_config)
-            name = "" if len(groups) == 1 else group[0].text
-            receivers.append(Receiver(name, stream, printer, totals, limit))
-            for source in group:
-                add_source(stream, source, args)
-        for receiver in receivers:
-            receiver.max_heaps = args.max_heaps
+    def _make_receiver(self, group: list[Source], named: bool) -> Receiver:
+        config, ring_config = make_configs(self.args)
+        stream: Any
+        if self.thread_pool is not None:
+            stream = spead2.recv.Stream(self.thread_pool, config, ring_config)
+        else:
+            stream = spead2.recv.asyncio.Stream(None, config, ring_config)
+        name = group[0].text if named else ""
+        receiver = Receiver(name, stream, self.printer, self.totals, self.limit, label=group[0].text)
+        receiver.max_heaps = self.args.max_heaps
+        return receiver
 
-        listening = ", ".join(s.describe() for s in sources)
-        if sender is not None:
-            printer.write(
+    def announce_and_start(self) -> None:
+        listening = ", ".join(s.describe() for s in self.sources)
+        if self.sender is not None:
+            args = self.args
+            self.printer.write(
                 [
                     f"Demo: a built-in sender streams {args.demo_heaps} sample heaps to {listening} "
                     f"at {args.demo_rate:g} heaps/s; this receiver decodes them.  Ctrl-C stops."
                 ]
             )
-            sender.start()
+            self.sender.start()
         else:
-            print(f"{PROG}: receiving from {listening} (Ctrl-C stops)", file=sys.stderr, flush=True)
-        start = time.monotonic()
-        tasks = [asyncio.ensure_future(r.run()) for r in receivers]
-        all_done: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*tasks))
+            print(f"{self.args.prog}: receiving from {listening} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        self.start = time.monotonic()
+        self.tasks = [asyncio.ensure_future(r.run()) for r in self.receivers]
+
+    # ---- polling
+
+    async def poll(self, stop: asyncio.Event, interval: float) -> bool:
+        """Waits until the streams end, ``stop`` or ``--max-heaps``; True if ``stop`` ended it."""
+        all_done: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*self.tasks))
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.limit.wait())]
         rate = _cli.Rate()
-        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-        limit_wait: asyncio.Future[Any] = asyncio.ensure_future(limit.wait())
         sender_grace: float | None = None
-        interrupted = False
-        while not all_done.done():
-            await asyncio.wait(
-                [all_done, stop_wait, limit_wait], timeout=interval, return_when=asyncio.FIRST_COMPLETED
-            )
-            if stop.is_set() or limit.is_set():
-                interrupted = stop.is_set()
-                break
-            if status is not None and not all_done.done():
-                counts = stat_totals(receivers, totals)
-                status.show(live_text(time.monotonic() - start, rate.sample(counts), counts))
-            if sender is not None and sender.done:
-                # The stop heap ends the stream; should it be lost, give up a little later.
-                if sender.error is not None:
-                    raise ToolError(f"the demo sender failed: {sender.error}")
-                sender_grace = sender_grace or time.monotonic() + 2.0
-                if time.monotonic() > sender_grace:
-                    break
-        stop_wait.cancel()
-        limit_wait.cancel()
-        for receiver in receivers:
-            receiver.stream.stop()
-        if sender is not None:
-            sender.cancel()
         try:
-            await asyncio.wait_for(all_done, 10)
+            while not all_done.done():
+                await asyncio.wait([all_done, *waits], timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set() or self.limit.is_set():
+                    return stop.is_set()
+                if self.status is not None and not all_done.done():
+                    self.show_rates(rate)
+                if self.sender is not None and self.sender.done:
+                    # The stop heap ends the stream; should it be lost, give up a little later.
+                    if self.sender.error is not None:
+                        raise ToolError(f"the demo sender failed: {self.sender.error}")
+                    sender_grace = sender_grace or time.monotonic() + 2.0
+                    if time.monotonic() > sender_grace:
+                        break
+            return False
+        finally:
+            for wait in waits:
+                wait.cancel()
+            # finish() reports a consumer's failure; this keeps asyncio from logging it again.
+            all_done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def show_rates(self, rate: _cli.Rate) -> None:
+        assert self.status is not None
+        counts = stat_totals(self.receivers, self.totals)
+        self.status.show(live_text(time.monotonic() - self.start, rate.sample(counts), counts))
+
+    # ---- the end
+
+    async def finish(self, interrupted: bool) -> None:
+        """Stops the streams, waits for their consumers, prints the last rate line and the summary."""
+        for receiver in self.receivers:
+            receiver.stream.stop()
+        if self.sender is not None:
+            self.sender.cancel()
+        try:
+            await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 10)
         except asyncio.TimeoutError:
             _logger.warning("some streams did not finish after stop()")
-        elapsed = time.monotonic() - start
-        if status is not None:
-            # The last line gives the averages over the whole run.
-            counts = stat_totals(receivers, totals)
-            averages = {key: value / max(elapsed, 1e-9) for key, value in counts.items()}
-            status.clear()
-            status.show(live_text(elapsed, averages, counts) + " (average)")
-            status.finish()
-        lines = summary_lines(receivers, totals, elapsed)
-        if interrupted:
-            lines.insert(1, "Stopped by signal.")
-        if sender is not None:
-            data_sent = min(sender.heaps_sent, args.demo_heaps)
-            stop_sent = " and a stop heap" if sender.heaps_sent > args.demo_heaps else ""
-            lines.append(f"Demo: {data_sent} data heaps{stop_sent} sent, {totals.heaps} received.")
-        printer.write(lines)
-        for task in tasks:
+        elapsed = time.monotonic() - self.start
+        self.show_average(elapsed)
+        self.printer.write(self.summary(elapsed, interrupted))
+        for task in self.tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise ToolError(f"receiving failed: {task.exception()}")
+
+    def show_average(self, elapsed: float) -> None:
+        if self.status is None:
+            return
+        # The last line gives the averages over the whole run.
+        counts = stat_totals(self.receivers, self.totals)
+        averages = {key: value / max(elapsed, 1e-9) for key, value in counts.items()}
+        self.status.clear()
+        self.status.show(live_text(elapsed, averages, counts) + " (average)")
+        self.status.finish()
+
+    def summary(self, elapsed: float, interrupted: bool) -> list[str]:
+        if isinstance(self.printer, ReferencePrinter):
+            return [
+                line
+                for r in self.receivers
+                for line in ReferencePrinter.stream_end(r.label, r.count, r.stream.stats)
+            ]
+        lines = summary_lines(self.receivers, self.totals, elapsed)
+        if interrupted:
+            lines.insert(1, "Stopped by signal.")
+        if self.sender is not None:
+            data_sent = min(self.sender.heaps_sent, self.args.demo_heaps)
+            stop_sent = " and a stop heap" if self.sender.heaps_sent > self.args.demo_heaps else ""
+            lines.append(f"Demo: {data_sent} data heaps{stop_sent} sent, {self.totals.heaps} received.")
+        return lines
+
+    def teardown(self) -> None:
+        for receiver in self.receivers:
+            receiver.stream.stop()
+        if self.sender is not None:
+            self.sender.cancel()
+            self.sender.join(5)
+        if self.thread_pool is not None:
+            self.thread_pool.stop()
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    status = None if args.no_live else _cli.StatusLine(sys.stderr)
+    _cli.setup_logging(args.log, status)
+    interval = args.interval or (0.5 if status is not None and status.tty else 2.0)
+    session = Session(args, status)
+    try:
+        session.setup()
+        session.announce_and_start()
+        interrupted = await session.poll(stop, interval)
+        await session.finish(interrupted)
         return 0
     finally:
-        for receiver in receivers:
-            receiver.stream.stop()
-        if sender is not None:
-            sender.cancel()
-            sender.join(5)
-        if thread_pool is not None:
-            thread_pool.stop()
+        session.teardown()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
     try:
         return _cli.run(lambda stop: run(args, stop), use_uvloop=not args.no_uvloop)
     except ToolError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # e.g. spead2_recv ... | head: the reader went away; nothing more can be printed.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+def reference_main(argv: Sequence[str] | None = None) -> int:
+    """``spead2_recv.py``: the reference's name, printing the reference's lines by default."""
+    return main(argv, REFERENCE_PROG)
 
 
 if __name__ == "__main__":
