@@ -130,9 +130,9 @@ def test_example(name: str) -> None:
 @pytest.mark.parametrize("name", ["asyncio_receive.py", "thread_to_asyncio.py"])
 def test_example_runs_on_reference(reference: Path, name: str) -> None:
     """The examples that use only the reference's API run unchanged on the reference spead2."""
-    from spead2.tools import bench
+    import refvenv
 
-    out = run_example(str(reference), name, env=bench.clean_env())  # no PYTHONPATH: the reference's spead2
+    out = run_example(str(reference), name, env=refvenv.clean_env())  # no PYTHONPATH: the reference's spead2
     for pattern in EXPECTED[name]:
         assert re.search(pattern, out, re.MULTILINE), (pattern, out)
 

@@ -1,100 +1,228 @@
-"""spead2_bench: the built-in decode benchmark, the harness wrapper, and what it says when the
-reference or the harness is missing."""
+"""spead2_bench: the reference's network benchmark (master and agent) and its control protocol.
+
+The agent is driven over loopback with the ``start`` command a reference master sent (recorded
+from one on loopback), and with heaps from our demo sender or the reference's spead2_send.py.
+The master needs ``spead2.send``; its tests skip without it.
+"""
 
 from __future__ import annotations
 
-import re
-import sys
+import argparse
+import json
+import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_tools_recv import assert_one_line_error, run_tool
+from test_tools_recv import TIMEOUT, ToolProcess, free_port
 
-from spead2.tools import bench
+from spead2.tools import _benchmaster, bench, demo
 
-TINY = ["--total-mib", "1", "--heap-sizes", "65536", "--packet-sizes", "1472", "--reps", "1", "--warmup", "0"]
-NO_REF = ["--ref-python", "/nonexistent/python"]
-
-
-def test_builtin_decode_without_reference(tmp_path: Path) -> None:
-    proc = run_tool("spead2.bench", *NO_REF, "--bench-dir", str(tmp_path), "decode", *TINY)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    assert "note: no reference spead2 at /nonexistent/python" in out
-    assert f"note: benchmark harness not found (looked in: {tmp_path})" in out
-    assert re.search(r"^runs: aiospead2 \S+ \(.*spead2/__init__.py\) under ", out, re.MULTILINE)
-    assert re.search(
-        r"^ +64 KiB +1472  aiospead2 +\d+\.\d\d +\d+ +\d+\.\d\d +\d+\.\d\d +1\.00$", out, re.MULTILINE
-    ), out
-
-
-def test_udp_needs_harness_and_reference(tmp_path: Path) -> None:
-    proc = run_tool("spead2.tools.bench", *NO_REF, "--bench-dir", str(tmp_path), "udp")
-    assert proc.returncode == 1
-    assert_one_line_error(proc, 1, "the UDP benchmark needs the harness (udp_lossless.py)")
-
-
-def test_bad_arguments() -> None:
-    assert_one_line_error(run_tool("spead2.tools.bench", "--heap-sizes", "x"), 2, "comma-separated list")
-    assert_one_line_error(run_tool("spead2.tools.bench", "bogus"), 2, "invalid choice")
+# What the reference's master (spead2_bench.py master --heap-size 65536 127.0.0.1:9200) sent.
+REFERENCE_START: dict[str, Any] = {
+    "cmd": "start",
+    "args": {
+        "log": "INFO", "quiet": False, "heap_size": 65536, "multicast": None, "pyspead": False,
+        "addr_bits": 40, "burst": 65536, "burst_rate_ratio": 1.05, "max_heaps": 4, "rate_method": "AUTO",
+        "ttl": None, "send_buffer": None, "send_bind": None, "send_ibv": False, "send_ibv_vector": 0,
+        "send_ibv_max_poll": 10, "send-affinity": None, "send-threads": 1, "memcpy_nt": False,
+        "concurrent_heaps": 4, "substreams": 1, "ring_heaps": 4, "mem_max_free": 12, "mem_initial": 8,
+        "packet": None, "recv_buffer": None, "recv_bind": None, "recv_ibv": False, "recv_ibv_vector": 0,
+        "recv_ibv_max_poll": 10, "recv-affinity": None, "recv-threads": 1, "endpoint": "127.0.0.1:9200",
+    },
+    "protocol": {"tcp": False, "pyspead": False},
+    "receiver": {
+        "buffer": 8388608, "bind": None, "ibv": False, "ibv_vector": 0, "threads": 1, "affinity": None,
+        "memcpy_nt": False, "concurrent_heaps": 4, "substreams": 1, "ring_heaps": 4, "mem_pool": True,
+        "mem_lower": 65536, "mem_upper": 66560, "mem_max_free": 12, "mem_initial": 8, "packet": 9200,
+        "ibv_max_poll": 10,
+    },
+}  # fmt: skip
 
 
-def test_finding_the_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in bench.HARNESS_FILES:
-        (tmp_path / name).write_text("")
-    assert bench.find_bench_dir(str(tmp_path))[0] == tmp_path.resolve()
-    monkeypatch.setenv("SPEAD2_BENCH_DIR", str(tmp_path))
-    assert bench.find_bench_dir(None)[0] == tmp_path.resolve()
-    monkeypatch.delenv("SPEAD2_BENCH_DIR")
-    _, looked = bench.find_bench_dir(None)
-    root = bench.source_root()
-    assert looked == [root / "bench", root.parent / "shared" / "bench"]
-    monkeypatch.setenv("SPEAD2_REF_PYTHON", "/x/python")
-    assert bench.find_ref_python(None) == Path("/x/python")
-    monkeypatch.delenv("SPEAD2_REF_PYTHON")
-    monkeypatch.setenv("SPEAD2_REF_VENV", "/venv")
-    assert bench.find_ref_python(None) == Path("/venv/bin/python")
+def start_for(port: int) -> bytes:
+    command = json.loads(json.dumps(REFERENCE_START))
+    command["args"]["endpoint"] = f"127.0.0.1:{port}"
+    return json.dumps(command).encode() + b"\n"
 
 
-def test_our_interpreter_is_not_the_reference() -> None:
-    """Pointing --ref-python at this package's interpreter is refused (it would compare us with us)."""
-    import argparse
+class Control:
+    """A master's control connection, by hand."""
 
-    ref, why = bench.reference(argparse.Namespace(ref_python=sys.executable))
-    assert ref is None and "imports this package" in why
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, line: bytes) -> bytes:
+        self.sock.sendall(line)
+        return self.file.readline().strip()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
 
 
-# ---------------------------------------------------------------- with the reference
+def free_port_both() -> int:
+    """A port free for TCP and UDP on 127.0.0.1 (the agent uses the same number for both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_STREAM)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no port free for both TCP and UDP")
 
 
-def reference_python() -> str:
-    python = bench.find_ref_python(None)
-    assert python is not None
-    if bench.probe(python) is None:
-        pytest.skip(f"no reference spead2 at {python} (bench/setup.sh makes one)")
-    return str(python)
+@pytest.fixture
+def agent() -> Any:
+    port = free_port_both()
+    tool = ToolProcess("spead2.tools.bench", ["agent", str(port)])
+    tool.wait_for_stderr("agent waiting for a master")
+    yield port
+    tool.close()
+
+
+def test_agent_counts_heaps_between_start_and_stop(agent: int) -> None:
+    control = Control(agent)
+    try:
+        assert control.send(start_for(agent)) == b"ready"
+        demo.DemoSender(agent, n_heaps=5, rate=200, stop=False).run()
+        assert json.loads(control.send(b'{"cmd": "stop"}\n')) == {"received_heaps": 5}
+        # A second measurement on the same connection, then one on a new connection.
+        assert control.send(start_for(agent)) == b"ready"
+        assert json.loads(control.send(b'{"cmd": "stop"}\n')) == {"received_heaps": 0}
+    finally:
+        control.close()
+    control = Control(agent)
+    try:
+        assert control.send(start_for(agent)) == b"ready"
+        demo.DemoSender(agent, n_heaps=2, rate=200, stop=False).run()
+        assert json.loads(control.send(b'{"cmd": "stop"}\n')) == {"received_heaps": 2}
+    finally:
+        control.close()
+
+
+def test_agent_closes_on_garbage_and_keeps_serving(agent: int) -> None:
+    for garbage in (b"hello\n", b'{"cmd": "dance"}\n', b"[1, 2]\n"):
+        control = Control(agent)
+        try:
+            assert control.send(garbage) == b""  # closed, not crashed
+        finally:
+            control.close()
+    control = Control(agent)
+    try:
+        assert control.send(start_for(agent)) == b"ready"
+    finally:
+        control.close()
 
 
 @pytest.mark.interop
-def test_builtin_decode_with_reference(tmp_path: Path) -> None:
-    ref = reference_python()
-    proc = run_tool("spead2.bench", "--ref-python", ref, "--builtin", "decode", *TINY, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"^runs: reference spead2 4\.5\.1 ", proc.stdout, re.MULTILINE)
-    assert re.search(r"^ +64 KiB +1472  reference .* 1\.00$", proc.stdout, re.MULTILINE), proc.stdout
-    assert re.search(r"^ +64 KiB +1472  aiospead2 ", proc.stdout, re.MULTILINE), proc.stdout
+def test_agent_receives_the_reference_sender(agent: int, reference: Path) -> None:
+    import refvenv
+
+    control = Control(agent)
+    try:
+        assert control.send(start_for(agent)) == b"ready"
+        sender = Path(reference).parent / "spead2_send.py"
+        args = ["--heaps", "20", "--heap-size", "65536", "--packet", "9200", "--rate", "0.5"]
+        proc = subprocess.run(
+            refvenv.command(reference, str(sender), *args, f"127.0.0.1:{agent}"),
+            capture_output=True, text=True, timeout=TIMEOUT, env=refvenv.clean_env(), cwd="/",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        # 20 data heaps, the descriptor heap it starts with; its end heap stops no stream here.
+        received = json.loads(control.send(b'{"cmd": "stop"}\n'))["received_heaps"]
+        assert 20 <= received <= 21
+    finally:
+        control.close()
 
 
+def test_master_start_command_has_the_reference_fields() -> None:
+    args = bench.parse_args(["master", "--heap-size", "65536", "127.0.0.1:9200"])
+    command = _benchmaster.start_command(args)
+    assert command == REFERENCE_START
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["master", "nohost"], "not HOST:PORT"),
+        (["master", "--send-ibv", "127.0.0.1:1"], "ibverbs is not supported"),
+        (["agent", "70000"], "port out of range"),
+        (["nothing"], "invalid choice"),
+    ],
+)
+def test_bad_arguments(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        bench.parse_args(argv)
+    assert info.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def _has_send() -> bool:
+    try:
+        import spead2.send.asyncio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_send = pytest.mark.skipif(not _has_send(), reason="the master needs spead2.send")
+QUICK = ["--heap-size", "65536", "--measure-bytes", "4000000", "--precision", "0.3", "--quiet"]
+
+
+@needs_send
+def test_our_master_drives_our_agent(agent: int) -> None:
+    proc = subprocess.run(
+        [*bench_command(), "master", *QUICK, f"127.0.0.1:{agent}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Sustainable rate: "), proc.stdout
+
+
+@needs_send
 @pytest.mark.interop
-def test_harness_decode_with_reference() -> None:
-    ref = reference_python()
-    bench_dir, looked = bench.find_bench_dir(None)
-    if bench_dir is None:
-        pytest.skip(f"benchmark harness not found (looked in {looked})")
-    harness_args = ["--total-mib", "8", "--heap-sizes", "65536", "--packet-sizes", "1472"]
-    harness_args += ["--reps", "1", "--rounds", "1", "--warmup", "0"]
-    proc = run_tool("spead2.bench", "--ref-python", ref, "decode", "--", *harness_args, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"harness: {bench_dir}" in proc.stdout
-    assert re.search(r"^ +65536 +1472 ref ", proc.stdout, re.MULTILINE), proc.stdout
-    assert re.search(r"^ +65536 +1472 mine ", proc.stdout, re.MULTILINE), proc.stdout
+def test_our_master_drives_the_reference_agent(reference: Path) -> None:
+    import refvenv
+
+    port = free_port_both()
+    script = Path(reference).parent / "spead2_bench.py"
+    agent = subprocess.Popen(
+        refvenv.command(reference, str(script), "agent", str(port)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=refvenv.clean_env(), cwd="/",
+    )  # fmt: skip
+    try:
+        proc = None
+        for _ in range(100):  # the reference's agent prints nothing when it listens: retry the connection
+            proc = subprocess.run(
+                [*bench_command(), "master", *QUICK, f"127.0.0.1:{port}"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if "cannot reach the agent" not in proc.stderr:
+                break
+        assert proc is not None and proc.returncode == 0, proc and proc.stderr
+        assert proc.stdout.startswith("Sustainable rate: "), proc.stdout
+    finally:
+        agent.kill()
+        agent.wait()
+
+
+def bench_command() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "spead2.tools.bench"]
+
+
+def test_parse_keeps_reference_dests() -> None:
+    args = bench.parse_args(["master", "--send-threads", "2", "--recv-affinity", "0,1", "[::1]:5"])
+    assert isinstance(args, argparse.Namespace)
+    assert getattr(args, "send-threads") == 2 and getattr(args, "recv-affinity") == [0, 1]
+    assert (args.host, args.port) == ("::1", 5)

@@ -1,0 +1,251 @@
+"""The master of ``spead2_bench``: its options (the reference's), one measurement, and the search
+for the highest rate that the agent receives without loss.
+
+A measurement: connect to the agent, send ``start`` (the same JSON fields as the reference's
+master, so a reference agent configures itself from them), wait for ``ready``, send
+``MEASURE_BYTES`` of heaps at the rate under test, send ``stop`` and read ``received_heaps``.
+It is GOOD when the agent received every heap.  The search first measures the send rate with no
+limit, then bisects between 0 and that rate until the interval is under ``PRECISION`` of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spead2.tools import _cli
+from spead2.tools._cli import ToolError
+
+MEASURE_BYTES = 10**9  # heap payload per measurement, as the reference sends
+PRECISION = 0.02  # the search stops when it brackets the rate within 2 %
+DEFAULT_PACKET = 9200
+DEFAULT_RECV_BUFFER = 8 * 1024 * 1024
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("endpoint", metavar="HOST:PORT")
+    parser.add_argument("--quiet", action="store_true", help="print only the final result")
+    parser.add_argument("--heap-size", type=_cli.positive_int, default=4194304, metavar="BYTES",
+                        help="payload size for heap [%(default)s]")  # fmt: skip
+    parser.add_argument("--multicast", metavar="ADDRESS", help="send via multicast group [unicast]")
+    parser.add_argument("--pyspead", action="store_true", help="be bug-compatible with PySPEAD")
+    # Ours, for quick runs (tests): payload per measurement, and when the search stops.
+    parser.add_argument(
+        "--measure-bytes", type=_cli.positive_int, default=MEASURE_BYTES, help=argparse.SUPPRESS
+    )
+    parser.add_argument("--precision", type=_cli.positive_float, default=PRECISION, help=argparse.SUPPRESS)
+    sender = parser.add_argument_group("sender options")
+    sender.add_argument("--addr-bits", type=int, default=40, help="heap address bits [%(default)s]")
+    sender.add_argument("--burst", type=_cli.positive_int, default=65536, metavar="BYTES", help="burst size")
+    sender.add_argument("--burst-rate-ratio", type=float, default=1.05, metavar="RATIO",
+                        help="hard rate limit, relative to the rate [%(default)s]")  # fmt: skip
+    sender.add_argument("--max-heaps", type=_cli.positive_int, default=4, metavar="HEAPS",
+                        help="maximum heaps in flight [%(default)s]")  # fmt: skip
+    sender.add_argument("--rate-method", default="AUTO", metavar="METHOD", choices=["SW", "HW", "AUTO"],
+                        help="method for rate limiting (SW/HW/AUTO)")  # fmt: skip
+    sender.add_argument("--ttl", type=int, help="TTL for multicast target")
+    sender.add_argument("--send-buffer", type=_cli.positive_int, help="socket buffer size")
+    sender.add_argument("--send-bind", help="interface address")
+    _cli.add_ibv_options(sender, "send-")
+    sender.add_argument("--send-affinity", dest="send-affinity", type=_cli.cpu_list, metavar="SEND-AFFINITY",
+                        help="list of CPUs to pin threads to [no affinity]")  # fmt: skip
+    sender.add_argument("--send-threads", dest="send-threads", type=_cli.positive_int, default=1,
+                        metavar="SEND-THREADS", help="number of worker threads [1]")  # fmt: skip
+    receiver = parser.add_argument_group("receiver options")
+    receiver.add_argument("--memcpy-nt", action="store_true", help="use non-temporal memcpy")
+    receiver.add_argument("--concurrent-heaps", type=_cli.positive_int, default=4,
+                          help="maximum number of in-flight heaps per substream [%(default)s]")  # fmt: skip
+    receiver.add_argument("--substreams", type=_cli.positive_int, default=1, help="parallel substreams [1]")
+    receiver.add_argument("--ring-heaps", type=_cli.positive_int, default=4, help="ring buffer capacity [4]")
+    receiver.add_argument(
+        "--mem-max-free", type=_cli.positive_int, default=12, help="maximum free buffers [12]"
+    )
+    receiver.add_argument(
+        "--mem-initial", type=_cli.non_negative_int, default=8, help="initial free buffers [8]"
+    )
+    receiver.add_argument("--packet", type=_cli.positive_int, help=f"maximum packet size [{DEFAULT_PACKET}]")
+    receiver.add_argument("--recv-buffer", type=_cli.positive_int, help="socket buffer size")
+    receiver.add_argument("--recv-bind", help="interface address")
+    _cli.add_ibv_options(receiver, "recv-")
+    receiver.add_argument("--recv-affinity", dest="recv-affinity", type=_cli.cpu_list,
+                          metavar="RECV-AFFINITY", help="CPUs to pin threads to [no affinity]")  # fmt: skip
+    receiver.add_argument("--recv-threads", dest="recv-threads", type=_cli.positive_int, default=1,
+                          metavar="RECV-THREADS", help="number of worker threads [1]")  # fmt: skip
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.send_ibv or args.recv_ibv:
+        parser.error(_cli.NO_IBV)
+    try:
+        host, port = split_endpoint(args.endpoint)
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.host, args.port = host, port
+
+
+def split_endpoint(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not HOST:PORT: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def start_command(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``start`` command, with the fields (and defaults) that the reference's master sends."""
+    skip = {"command", "prog", "host", "port", "log", "measure_bytes", "precision"}
+    master = {key: value for key, value in vars(args).items() if key not in skip}
+    master["log"] = args.log
+    receiver = {
+        "buffer": args.recv_buffer or DEFAULT_RECV_BUFFER,
+        "bind": args.recv_bind,
+        "ibv": False,
+        "ibv_vector": args.recv_ibv_vector,
+        "threads": getattr(args, "recv-threads"),
+        "affinity": getattr(args, "recv-affinity"),
+        "memcpy_nt": args.memcpy_nt,
+        "concurrent_heaps": args.concurrent_heaps,
+        "substreams": args.substreams,
+        "ring_heaps": args.ring_heaps,
+        "mem_pool": True,
+        "mem_lower": args.heap_size,
+        "mem_upper": args.heap_size + 1024,
+        "mem_max_free": args.mem_max_free,
+        "mem_initial": args.mem_initial,
+        "packet": args.packet or DEFAULT_PACKET,
+        "ibv_max_poll": args.recv_ibv_max_poll,
+    }
+    protocol = {"tcp": False, "pyspead": args.pyspead}
+    return {"cmd": "start", "args": master, "protocol": protocol, "receiver": receiver}
+
+
+@dataclass
+class Result:
+    good: bool
+    actual: float  # bytes per second achieved by the sender
+
+
+class Master:
+    """Runs measurements against one agent."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        import spead2.send
+        import spead2.send.asyncio
+
+        self.send = spead2.send
+        flavour = spead2.Flavour(
+            4, 64, args.addr_bits, spead2.BUG_COMPAT_PYSPEAD_0_5_2 if args.pyspead else 0
+        )
+        self.item_group = spead2.send.ItemGroup(flavour=flavour)
+        self.item_group.add_item(0x1000, "Test item", "A test item with arbitrary value", (args.heap_size,),
+                                 dtype=np.uint8, value=np.zeros(args.heap_size, np.uint8))  # fmt: skip
+        self.n_heaps = max(1, args.measure_bytes // args.heap_size)
+        self.thread_pool = spead2.ThreadPool(
+            getattr(args, "send-threads"), getattr(args, "send-affinity") or []
+        )
+
+    async def measure(self, rate: float) -> Result:
+        """One measurement at ``rate`` bytes/s (0: as fast as the sender goes)."""
+        reader, writer = await self._connect()
+        try:
+            await self._exchange(reader, writer, start_command(self.args), b"ready")
+            elapsed = await self._send_heaps(rate)
+            reply = await self._exchange(reader, writer, {"cmd": "stop"}, None)
+        finally:
+            writer.close()
+        try:
+            received = int(json.loads(reply)["received_heaps"])
+        except (ValueError, KeyError, TypeError):
+            raise ToolError(f"the agent's reply to stop is not understood: {reply[:80]!r}") from None
+        return Result(received >= self.n_heaps, self.n_heaps * self.args.heap_size / max(elapsed, 1e-9))
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(self.args.host, self.args.port), 30)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ToolError(f"cannot reach the agent at {self.args.endpoint}: {exc}") from None
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command: dict[str, Any],
+        expect: bytes | None,
+    ) -> bytes:
+        writer.write(json.dumps(command).encode() + b"\n")
+        await writer.drain()
+        try:
+            line = (await asyncio.wait_for(reader.readline(), 60)).strip()
+        except asyncio.TimeoutError:
+            raise ToolError(f"no answer from the agent to {command['cmd']}") from None
+        if not line or (expect is not None and line != expect):
+            raise ToolError(f"the agent answered {command['cmd']} with {line[:80]!r}")
+        return line
+
+    def _stream(self, rate: float) -> Any:
+        args = self.args
+        config = self.send.StreamConfig(
+            max_packet_size=args.packet or DEFAULT_PACKET,
+            rate=rate * 1.0,
+            burst_size=args.burst,
+            max_heaps=args.max_heaps,
+            burst_rate_ratio=args.burst_rate_ratio,
+            rate_method=getattr(self.send.RateMethod, args.rate_method),
+        )
+        target = args.multicast or args.host
+        buffer_size = args.send_buffer or self.send.asyncio.UdpStream.DEFAULT_BUFFER_SIZE
+        if args.multicast and args.ttl is not None:
+            return self.send.asyncio.UdpStream(
+                self.thread_pool, [(target, args.port)], config, buffer_size, args.ttl
+            )
+        if args.send_bind:
+            return self.send.asyncio.UdpStream(
+                self.thread_pool, [(target, args.port)], config, buffer_size, args.send_bind
+            )
+        return self.send.asyncio.UdpStream(self.thread_pool, [(target, args.port)], config, buffer_size)
+
+    async def _send_heaps(self, rate: float) -> float:
+        stream = self._stream(rate)
+        first = self.item_group.get_heap(descriptors="all", data="all")
+        rest = self.item_group.get_heap(descriptors="none", data="all")
+        start = time.monotonic()
+        pending: list[asyncio.Future[int]] = [stream.async_send_heap(first)]
+        for _ in range(self.n_heaps - 1):
+            if len(pending) >= self.args.max_heaps:
+                await pending.pop(0)
+            pending.append(stream.async_send_heap(rest))
+        await asyncio.gather(*pending)
+        return time.monotonic() - start
+
+
+def gbps(bytes_per_second: float) -> str:
+    return f"{bytes_per_second * 8e-9:.3f}"
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    try:
+        master = Master(args)
+    except ImportError as exc:
+        raise ToolError(f"the master needs spead2.send, which this build lacks ({exc})") from None
+    try:
+        send_rate = (await master.measure(0)).actual
+        if not args.quiet:
+            print(f"Send rate: {gbps(send_rate)} Gbps", flush=True)
+        low, high = 0.0, send_rate
+        while high - low > args.precision * send_rate and not stop.is_set():
+            rate = (low + high) / 2
+            result = await master.measure(rate)
+            if not args.quiet:
+                verdict = "GOOD" if result.good else "BAD"
+                print(f"Rate: {gbps(rate)} Gbps ({gbps(result.actual)} actual): {verdict}", flush=True)
+            low, high = (rate, high) if result.good else (low, rate)
+        print(f"Sustainable rate: {gbps(low)} Gbps", flush=True)
+        return 0
+    finally:
+        master.thread_pool.stop()
