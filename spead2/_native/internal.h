@@ -80,6 +80,12 @@ typedef struct sp2_heap_impl {
 } sp2_heap_impl;
 
 /* ---- the ring of finished heaps (ring.c) ---- */
+typedef struct sp2_ring_side {
+    int pinned;                   /* the one CPU its thread may run on; -1 several; -2 not seen yet */
+    int cpu;                      /* the CPU it last ran on (-1: unknown) */
+    int busy;                     /* at work: not asleep in the ring, nor idle between batches */
+} sp2_ring_side;
+
 typedef struct sp2_ring {
     sp2_mutex lock;
     sp2_cond data_cond;
@@ -93,6 +99,10 @@ typedef struct sp2_ring {
     int space_wanted;
     int waiters;
     int producer_waiting;
+    int wake_pending;             /* a waiting consumer is owed a wake-up (see sp2_ring_publish) */
+    sp2_ring_side producer;
+    sp2_ring_side consumer;
+    int same_thread;              /* the producer never waits in C: the consumer shares its thread */
     int64_t spin_ns;              /* how long a consumer spins before sleeping (adaptive) */
     int data_fd[2];               /* semaphore pipe: one byte per queued heap */
     int space_fd[2];              /* producer wake-up */
@@ -107,6 +117,8 @@ int sp2_ring_push(sp2_ring *ring, sp2_heap_impl *heap);
  * fd.  Returns 0 if there is room (go on), 1 if the producer must pause; *blocked says whether
  * there was no room at first. */
 int sp2_ring_want_space(sp2_ring *ring, int64_t wait_ns, int *blocked);
+/* Owner thread, at the end of each batch of input: delivers a wake-up that pushes deferred. */
+void sp2_ring_publish(sp2_ring *ring);
 void sp2_ring_close(sp2_ring *ring);   /* end of input: pops drain, then report stopped */
 
 /* ---- the stream (stream.c) ---- */

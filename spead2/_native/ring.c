@@ -1,9 +1,21 @@
 /* The ring of finished heaps between the owner thread (producer) and any consumer thread.
  *
- * It never blocks the producer: when it reaches capacity the producer pauses its readers and
- * asks to be woken through the space fd, which a pop signals once the ring has drained to
- * resume_level.  The data fd is a semaphore pipe (one byte per queued heap) for poll-based
- * frameworks; its write end is closed at the stop so that it stays readable from then on. */
+ * When it reaches capacity the producer may wait in C for a while (a blocking consumer on another
+ * thread), then pauses its readers and asks to be woken through the space fd, which a pop signals
+ * once the ring has drained to the resume level.  The data fd is a semaphore (one count per
+ * queued heap) for poll-based frameworks; it stays readable for good once the ring stops.
+ *
+ * Hand-offs between threads cost context switches, and on one CPU each one is paid twice:
+ * - a push does not wake a sleeping consumer for each heap (on a busy or shared CPU that is two
+ *   switches per heap) but when the ring fills or the producer's batch of input ends
+ *   (sp2_ring_publish), so that each wake-up hands over every heap that is ready;
+ * - a side about to sleep spins briefly first only when the other side is at work on another CPU
+ *   at that moment (it then usually delivers within microseconds); a spinner sharing the other's
+ *   CPU would only burn the time slice that the other needs.  The consumer's spin also shrinks
+ *   while it fails;
+ * - when both threads are pinned to the same CPU, a paused producer resumes only once the ring is
+ *   empty rather than half empty, so that each switch between them moves a whole ring.
+ * Wake-ups are signalled after unlocking, so that the woken side does not run into the lock. */
 #include "internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -20,9 +32,103 @@ static const int64_t SPIN_NS = 20000;
 #include <fcntl.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sched.h>
 #include <sys/eventfd.h>
 #endif
 #endif
+
+/* ---- where each side runs ---- */
+
+enum { CPU_SEVERAL = -1, CPU_UNKNOWN = -2 };
+static const int64_t AFFINITY_REFRESH_NS = 100000000;
+
+#if defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+/* The one CPU the calling thread may run on, or CPU_SEVERAL.  Cached per thread and read again
+ * every AFFINITY_REFRESH_NS, so that a taskset or cgroup change is noticed. */
+static int pinned_cpu(void)
+{
+    static __thread int cpu = CPU_UNKNOWN;
+    static __thread int64_t checked = 0;
+    int64_t now = sp2_now_ns();
+    if (cpu != CPU_UNKNOWN && now - checked < AFFINITY_REFRESH_NS)
+        return cpu;
+    checked = now;
+    cpu_set_t set;
+    cpu = CPU_SEVERAL;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) == 1)
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &set))
+            {
+                cpu = i;
+                break;
+            }
+    return cpu;
+}
+
+static int current_cpu(void)
+{
+    return sched_getcpu();   /* from the rseq area or the vDSO: no system call */
+}
+#else
+static int pinned_cpu(void)
+{
+    return CPU_SEVERAL;
+}
+
+static int current_cpu(void)
+{
+    return -1;   /* unknown: spinning adapts to its own success */
+}
+#endif
+
+static void store_if_changed(int *slot, int value)
+{
+    if (__atomic_load_n(slot, __ATOMIC_RELAXED) != value)
+        __atomic_store_n(slot, value, __ATOMIC_RELAXED);
+}
+
+/* Publishes where the calling side runs and whether it is at work (not asleep or idle). */
+static void note_side(sp2_ring_side *side, int busy)
+{
+    store_if_changed(&side->pinned, pinned_cpu());
+    store_if_changed(&side->cpu, current_cpu());
+    store_if_changed(&side->busy, busy);
+}
+
+/* Whether producer and consumer are pinned to one and the same CPU (a side not seen yet is taken
+ * to share the other's affinity, as threads inherit it). */
+static int one_cpu(const sp2_ring *r)
+{
+    int p = __atomic_load_n(&r->producer.pinned, __ATOMIC_RELAXED);
+    int c = __atomic_load_n(&r->consumer.pinned, __ATOMIC_RELAXED);
+    if (p == CPU_UNKNOWN)
+        p = c;
+    if (c == CPU_UNKNOWN)
+        c = p;
+    return p >= 0 && p == c;
+}
+
+/* Whether waiting for the other side by spinning can pay: it is at work, on another CPU than the
+ * caller's at this moment (a spinner sharing its CPU would only delay it). */
+static int worth_spinning(const sp2_ring *r, const sp2_ring_side *other)
+{
+    if (one_cpu(r) || !__atomic_load_n(&other->busy, __ATOMIC_RELAXED))
+        return 0;
+    int there = __atomic_load_n(&other->cpu, __ATOMIC_RELAXED);
+    int here = current_cpu();
+    return here < 0 || there < 0 || here != there;
+}
+
+/* The level down to which the ring must drain before a paused producer goes on: half the ring, so
+ * that a producer on another CPU refills it while the consumer works; but a producer that shares
+ * the consumer's one CPU waits until the ring is empty, so that each switch between them moves a
+ * whole ring.  (A producer on the consumer's own thread does not wait in C: same_thread.) */
+static size_t resume_level(const sp2_ring *r)
+{
+    if (one_cpu(r) && !__atomic_load_n(&r->same_thread, __ATOMIC_RELAXED))
+        return 0;
+    return r->resume_level;
+}
 
 #ifndef _WIN32
 static int make_pipe(int fd[2])
@@ -124,6 +230,8 @@ int sp2_ring_init(sp2_ring *r, size_t capacity)
     r->capacity = capacity;
     r->resume_level = capacity / 2;
     r->spin_ns = SPIN_NS;
+    r->producer.pinned = r->consumer.pinned = CPU_UNKNOWN;
+    r->producer.cpu = r->consumer.cpu = -1;
     r->data_fd[0] = r->data_fd[1] = -1;
     r->space_fd[0] = r->space_fd[1] = -1;
     if (sp2_mutex_init(&r->lock) != 0)
@@ -163,6 +271,7 @@ void sp2_ring_destroy(sp2_ring *r)
 
 int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
 {
+    note_side(&r->producer, 1);
     sp2_mutex_lock(&r->lock);
     if (r->stopped)
     {
@@ -180,32 +289,54 @@ int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
 #ifndef _WIN32
     data_fd_post(r, 1);
 #endif
-    if (r->waiters)
-        sp2_cond_signal(&r->data_cond);
     int full = r->count >= r->capacity;
+    /* A consumer woken for each heap would, on a busy or shared CPU, take the CPU for one heap at a
+     * time (two context switches per heap): it is woken when the ring fills or the batch ends. */
+    int wake = r->waiters && full;
+    r->wake_pending = r->waiters && !wake;
     sp2_mutex_unlock(&r->lock);
+    /* Signalled after unlocking, so that the woken side does not run straight into the lock. */
+    if (wake)
+        sp2_cond_signal(&r->data_cond);
     return full;
+}
+
+void sp2_ring_publish(sp2_ring *r)
+{
+    store_if_changed(&r->producer.busy, 0);
+    /* wake_pending is only written by the producer (this thread) */
+    if (!r->wake_pending)
+        return;
+    sp2_mutex_lock(&r->lock);
+    int wake = r->waiters;
+    r->wake_pending = 0;
+    sp2_mutex_unlock(&r->lock);
+    if (wake)
+        sp2_cond_signal(&r->data_cond);
 }
 
 static int make_space_fd_locked(sp2_ring *r);
 
 static int has_room_locked(const sp2_ring *r)
 {
-    return r->stopped || r->count <= r->resume_level;
+    return r->stopped || r->count <= resume_level(r);
 }
 
 int sp2_ring_want_space(sp2_ring *r, int64_t wait_ns, int *blocked)
 {
+    if (__atomic_load_n(&r->same_thread, __ATOMIC_RELAXED) != (wait_ns == 0))
+        __atomic_store_n(&r->same_thread, wait_ns == 0, __ATOMIC_RELAXED);
+    sp2_ring_publish(r);   /* a consumer must not sleep on a full ring */
     sp2_mutex_lock(&r->lock);
     *blocked = !has_room_locked(r);
-    if (wait_ns > 0 && *blocked)
+    if (wait_ns > 0 && *blocked && worth_spinning(r, &r->consumer))
     {
         /* The consumer is on another thread and usually takes a heap within microseconds:
          * spin briefly before sleeping, so that neither side settles into waking the other. */
         sp2_mutex_unlock(&r->lock);
         int64_t until = sp2_now_ns() + (wait_ns < SPIN_NS ? wait_ns : SPIN_NS);
         while (sp2_now_ns() < until
-               && __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) > r->resume_level
+               && __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) > resume_level(r)
                && !__atomic_load_n(&r->stopped, __ATOMIC_ACQUIRE))
             sp2_cpu_relax();
         sp2_mutex_lock(&r->lock);
@@ -213,15 +344,17 @@ int sp2_ring_want_space(sp2_ring *r, int64_t wait_ns, int *blocked)
     if (wait_ns > 0 && !has_room_locked(r))
     {
         int64_t deadline = sp2_now_ns() + wait_ns;
-        r->producer_waiting = 1;
+        store_if_changed(&r->producer.busy, 0);
         while (!has_room_locked(r))
         {
             int64_t left = deadline - sp2_now_ns();
             if (left <= 0)
                 break;
+            r->producer_waiting = 1;   /* cleared by the pop that signals */
             sp2_cond_timedwait_ns(&r->space_cond, &r->lock, left);
         }
         r->producer_waiting = 0;
+        store_if_changed(&r->producer.busy, 1);
     }
     /* The fd must exist before a pop can see space_wanted, or its signal would be lost.  If it
      * cannot be made, the producer does not pause: the ring overfills rather than hangs. */
@@ -296,7 +429,9 @@ sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
 {
     sp2_ring *r = &s->ring;
     int spun = 0, spin_paid = 0;
-    if (timeout_ns != 0 && __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) == 0)
+    note_side(&r->consumer, 1);
+    if (timeout_ns != 0 && __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) == 0
+        && worth_spinning(r, &r->producer))
     {
         /* A busy producer on another core usually delivers within microseconds: a short spin
          * saves a sleep and a wake-up (two context switches, and a futex wake that the producer
@@ -313,6 +448,7 @@ sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
         int64_t start = sp2_now_ns();
         int64_t deadline = timeout_ns > 0 ? start + timeout_ns : 0;
         r->waiters++;
+        store_if_changed(&r->consumer.busy, 0);
         while (r->count == 0 && !r->stopped)
         {
             if (timeout_ns < 0)
@@ -326,6 +462,7 @@ sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
             }
         }
         r->waiters--;
+        store_if_changed(&r->consumer.busy, 1);
         if (r->count != 0 && sp2_now_ns() - start < 4 * SPIN_NS)
             r->spin_ns = SPIN_NS;   /* the sleep was short: spinning would have paid */
     }
@@ -342,17 +479,19 @@ sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
 #ifndef _WIN32
     data_fd_take(r);
 #endif
-    if (r->count <= r->resume_level)
+    int wake_producer = 0, wake_loop = 0;
+    if (r->count <= resume_level(r))
     {
-        if (r->producer_waiting)
-            sp2_cond_signal(&r->space_cond);
-        if (r->space_wanted)
-        {
-            r->space_wanted = 0;
-            signal_space(r);
-        }
+        wake_producer = r->producer_waiting;
+        wake_loop = r->space_wanted;
+        r->producer_waiting = r->space_wanted = 0;
     }
     sp2_mutex_unlock(&r->lock);
+    /* After unlocking, so that the woken producer does not run straight into the lock. */
+    if (wake_producer)
+        sp2_cond_signal(&r->space_cond);
+    if (wake_loop)
+        signal_space(r);
     h->next = NULL;
     return &h->pub;
 }
@@ -363,6 +502,14 @@ int sp2_ring_drained(sp2_stream *s)
     int drained = s->ring.stopped && s->ring.count == 0;
     sp2_mutex_unlock(&s->ring.lock);
     return drained;
+}
+
+int sp2_ring_waiters(sp2_stream *s)
+{
+    sp2_mutex_lock(&s->ring.lock);
+    int waiters = s->ring.waiters;
+    sp2_mutex_unlock(&s->ring.lock);
+    return waiters;
 }
 
 size_t sp2_ring_size(sp2_stream *s)

@@ -175,6 +175,7 @@ static void fold_batch(sp2_stream *s)
     sp2_mutex_unlock(&s->stats_lock);
     memset(b, 0, sizeof(*b));
     s->batch_packets = 0;
+    sp2_ring_publish(&s->ring);
 }
 
 void sp2_stream_get_stats(sp2_stream *s, sp2_stats *out)

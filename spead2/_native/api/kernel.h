@@ -147,6 +147,8 @@ void sp2_ring_stop(sp2_stream *stream);
  * 0: do not wait).  After NULL, sp2_ring_drained tells a stop from a timeout. */
 sp2_heap *sp2_ring_pop(sp2_stream *stream, int64_t timeout_ns);
 int sp2_ring_drained(sp2_stream *stream);
+/* Consumers asleep in sp2_ring_pop right now (for tests and diagnostics). */
+int sp2_ring_waiters(sp2_stream *stream);
 size_t sp2_ring_size(sp2_stream *stream);
 size_t sp2_ring_capacity(sp2_stream *stream);
 /* Read end of a pipe holding one byte per queued heap (created on first use; -1 on error). */

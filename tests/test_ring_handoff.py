@@ -1,0 +1,119 @@
+"""The ring's hand-off policy between a producer and a consumer that share one CPU or not.
+
+Both sides run on one fresh thread pinned (or not) to CPUs, with a producer that may wait in C
+(``full_wait_ns`` > 0, as under the blocking façade): the ring reads the thread's affinity itself.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from kernel_harness import EncHeap, Encoder, Item, Kernel
+
+from spead2._kernel import lib
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+
+
+def run_pinned(cpus: set[int], body: Callable[[], None]) -> None:
+    """Runs ``body`` on a new thread pinned to ``cpus`` (the ring caches affinity per thread)."""
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            os.sched_setaffinity(0, cpus)
+            body()
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def readable(fd: int) -> bool:
+    return select.select([fd], [], [], 0)[0] == [fd]
+
+
+def pops_until_space(k: Kernel) -> int:
+    """Fills a ring of 4 until the producer pauses, then counts the pops until it may go on."""
+    data = b"".join(Encoder().stream_packets([EncHeap(c, [Item(0x1000, b"abc")]) for c in range(1, 11)]))
+    status, _ = k.feed(data)
+    assert status == lib.SP2_FULL
+    fd = lib.sp2_ring_space_fd(k.stream)
+    assert not readable(fd)
+    for n in range(1, 5):
+        assert k.pop() is not None
+        if readable(fd):
+            return n
+    raise AssertionError("the producer was never told to go on")
+
+
+def test_producer_sharing_its_consumer_cpu_resumes_once_the_ring_is_empty() -> None:
+    cpu = min(os.sched_getaffinity(0))
+    result: list[int] = []
+    run_pinned({cpu}, lambda: result.append(pops_until_space(Kernel(ring_heaps=4, full_wait_ns=1))))
+    assert result == [4]
+
+
+def test_producer_on_several_cpus_resumes_once_the_ring_is_half_empty() -> None:
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    result: list[int] = []
+    run_pinned(cpus, lambda: result.append(pops_until_space(Kernel(ring_heaps=4, full_wait_ns=1))))
+    assert result == [2]
+
+
+def test_producer_on_the_consumer_thread_resumes_once_the_ring_is_half_empty() -> None:
+    # full_wait_ns == 0: the asyncio façade, whose producer never waits in C
+    cpu = min(os.sched_getaffinity(0))
+    result: list[int] = []
+    run_pinned({cpu}, lambda: result.append(pops_until_space(Kernel(ring_heaps=4, full_wait_ns=0))))
+    assert result == [2]
+
+
+def test_a_blocked_consumer_gets_the_heaps_of_a_batch_that_did_not_fill_the_ring() -> None:
+    # The wake-up of a waiting consumer is deferred to the end of the producer's batch.
+    def body() -> None:
+        k = Kernel(ring_heaps=8, full_wait_ns=1)
+        got: list[int] = []
+        waiting = threading.Event()
+
+        def consume() -> None:
+            waiting.set()
+            for _ in range(3):
+                raw = lib.sp2_ring_pop(k.stream, -1)  # until a heap comes or the stop
+                got.append(int(raw.cnt) if raw else -1)
+                if raw:
+                    lib.sp2_heap_free(raw)
+
+        consumer = threading.Thread(target=consume, daemon=True)  # inherits the pinning
+        consumer.start()
+        waiting.wait()
+        wait_until(lambda: lib.sp2_ring_waiters(k.stream) == 1)  # asleep in the ring
+        data = b"".join(Encoder().stream_packets([EncHeap(c, [Item(0x1000, b"abc")]) for c in (1, 2, 3)]))
+        try:
+            assert k.feed(data)[0] == lib.SP2_OK
+            consumer.join(timeout=30)  # only a lost wake-up takes that long
+            assert not consumer.is_alive(), "the consumer was not woken"
+        finally:
+            k.stop()
+            consumer.join()
+        assert got == [1, 2, 3]
+
+    run_pinned({min(os.sched_getaffinity(0))}, body)
