@@ -10,6 +10,7 @@
 #include "api/kernel.h"
 #include "api/alloc.h"
 #include "api/readers.h"
+#include "api/send.h"
 #include "platform.h"
 
 #define SP2_UNUSED(x) ((void) (x))
