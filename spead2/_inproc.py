@@ -31,6 +31,16 @@ class InprocQueue:
         for wake in listeners:
             wake()
 
+    def _add_packets(self, packets: list[bytes]) -> None:
+        """Adds packets that are already bytes, with one wake-up (the send side's path)."""
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the InprocQueue has been stopped")
+            self._packets.extend(packets)
+            listeners = list(self._listeners)
+        for wake in listeners:
+            wake()
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True

@@ -100,3 +100,24 @@ def value(spec: ItemSpec, heap: int) -> Any:
 
 def heap_items(heap: int) -> list[ItemSpec]:
     return [BY_NAME[name] for name in PLAN[heap % len(PLAN)]]
+
+
+def compare(actual: Any, expected: Any, spec: ItemSpec) -> None:
+    """Asserts that a decoded value is the value sent (type, shape, dtype and contents)."""
+    if isinstance(expected, np.ndarray) and expected.ndim > 0:
+        actual = np.asarray(actual)
+        assert actual.shape == expected.shape, spec.name
+        if spec.dtype is not None:
+            assert actual.dtype == expected.dtype.newbyteorder("="), spec.name
+        assert np.array_equal(actual, expected), spec.name
+    else:
+        assert type(actual) is type(expected), spec.name
+        assert actual == expected, spec.name
+
+
+def check_update(updated: dict[str, Any], heap: int) -> None:
+    """Asserts that ``ItemGroup.update`` gave exactly heap number ``heap``'s items and values."""
+    specs = heap_items(heap)
+    assert sorted(updated) == sorted(spec.name for spec in specs), f"heap {heap}"
+    for spec in specs:
+        compare(updated[spec.name].value, value(spec, heap), spec)

@@ -1,5 +1,6 @@
-"""The reference spead2 as a sender, for the interop tests.  Runs in the reference's venv
-(see refvenv.py), never with this checkout's spead2.
+"""A sender for the interop tests, written against the reference's public send API: the
+reference runs it (in its venv, see refvenv.py) to test our receiver, and our own interpreter runs
+it to test our send side (test_interop.py, test_send_interop.py).
 
     python -E -s sender.py '{"transport": "udp", "host": "127.0.0.1", "port": 8888, ...}'
 
@@ -17,7 +18,7 @@ import sys
 import threading
 from typing import Any
 
-import spead2.send  # (the reference's: this runs in its venv)
+import spead2.send  # (the reference's or ours, whichever interpreter runs this)
 from scenarios import ITEMS, heap_items, value
 
 GROUP = 4  # heaps in flight at once (inflight mode)

@@ -126,23 +126,25 @@ def setsockopt(sock: socket.socket, level: int, option: int, value: int | bytes,
         raise runtime_compatible(exc, f"{what}: {exc.strerror}") from None
 
 
-def _raise_limit_hint(size: int) -> str:
+def _raise_limit_hint(size: int, option: int) -> str:
     if sys.platform.startswith("linux"):
-        return f"raise the limit with `sysctl -w net.core.rmem_max={size}` (as root)"
+        limit = "wmem_max" if option == socket.SO_SNDBUF else "rmem_max"
+        return f"raise the limit with `sysctl -w net.core.{limit}={size}` (as root)"
     if sys.platform == "darwin" or "bsd" in sys.platform:
         return f"raise the limit with `sysctl -w kern.ipc.maxsockbuf={size * 2}` (as root)"
     return "raise the operating system's limit on socket buffers"
 
 
-def set_receive_buffer(sock: socket.socket, size: int) -> None:
-    """Asks for a kernel receive buffer of ``size`` bytes (0: the OS default).  If the kernel
-    grants less, logs a warning saying how to raise the limit; it is not an error."""
+def set_receive_buffer(sock: socket.socket, size: int, option: int = socket.SO_RCVBUF) -> None:
+    """Asks for a kernel receive buffer (or send buffer, with ``option=SO_SNDBUF``) of ``size``
+    bytes (0: the OS default).  If the kernel grants less, logs a warning saying how to raise the
+    limit; it is not an error."""
     if size <= 0:
         return
     request = min(size, _INT_MAX)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, request)
-        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        sock.setsockopt(socket.SOL_SOCKET, option, request)
+        granted = sock.getsockopt(socket.SOL_SOCKET, option)
     except OSError as exc:
         _logger.warning("could not set the socket buffer size to %d: %s", size, exc.strerror)
         return
@@ -153,5 +155,5 @@ def set_receive_buffer(sock: socket.socket, size: int) -> None:
             "requested socket buffer size %d but only received %d: %s",
             size,
             granted,
-            _raise_limit_hint(size),
+            _raise_limit_hint(size, option),
         )

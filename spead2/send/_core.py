@@ -1,0 +1,248 @@
+"""SendCore: the loop-confined core under every send stream, blocking and asyncio alike.
+
+It validates and queues groups of heaps in the C sender (``spead2/_native/sender.c``), runs the
+sender from loop callbacks (a bounded number of packets per callback, so the loop stays
+responsive), waits for a writable socket with ``add_writer`` and for the rate limiter's
+deadlines with a timerfd (sub-millisecond; asyncio's own timers round to milliseconds), and
+reports each group's outcome through the callback given with it.  Only the loop thread calls
+it, except where a method says otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import logging
+import os
+import select
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spead2._kernel import check_pointer, ffi, lib
+from spead2.send._config import StreamConfig
+from spead2.send._heap import HeapReference, init_packet_iter
+
+_logger = logging.getLogger("spead2")
+
+#: Packets sent per loop callback before yielding to other callbacks.
+_PACKETS_PER_CALLBACK = 1024
+
+#: Called with (errno or 0, bytes sent) when a group is done.
+Done = Callable[[int, int], None]
+
+
+@dataclass
+class _Pending:
+    group: Any
+    refs: Any
+    keep: list[Any]
+    n_heaps: int
+    done: Done
+
+
+def _release(resources: list[Any]) -> None:
+    for resource in resources:
+        if isinstance(resource, int):
+            os.close(resource)
+        else:
+            resource.close()
+
+
+def _send_error(code: int, message: str) -> OSError:
+    _logger.warning("async_send_heap(s): dropping heap because %s", message)
+    return OSError(code, os.strerror(code))
+
+
+class SendCore:
+    def __init__(
+        self,
+        config: StreamConfig,
+        transport: int,
+        fd: int = -1,
+        n_substreams: int = 1,
+        endpoints: Sequence[tuple[str, int, int]] = (),
+        on_packets: Callable[[SendCore], None] | None = None,
+    ) -> None:
+        self.config = config._copy()
+        self.n_substreams = n_substreams
+        self.fd = fd
+        sender = lib.sp2_sender_new(
+            transport,
+            fd,
+            n_substreams,
+            self.config.max_packet_size,
+            self.config.rate,
+            self.config.burst_size,
+            self.config.burst_rate_ratio,
+        )
+        self.sender = ffi.gc(check_pointer(sender, "creating the send stream"), lib.sp2_sender_free)
+        for index, (address, port, scope_id) in enumerate(endpoints):
+            if lib.sp2_sender_set_endpoint(self.sender, index, address.encode(), port, scope_id) != 0:
+                raise ValueError(f"not a numeric IP address: {address!r}")
+        if transport == lib.SP2_TRANSPORT_UDP and os.environ.get("SPEAD2_SEND_GSO", "1") != "0":
+            lib.sp2_sender_enable_gso(self.sender)
+        self._on_packets = on_packets
+        self._pending: dict[int, _Pending] = {}
+        self._tokens = itertools.count(1)
+        self._heaps_in_flight = 0
+        self._next_cnt = 1
+        self._cnt_step = 1
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
+        self._waiting_writable = False
+        self._timer_fd = -1
+        self._timer_armed = False
+        self._wake = ffi.new("int64_t *")
+        self.last_done: asyncio.Future[Any] | None = None
+        #: What lives and dies with the core: the socket the C sender writes to, the timer fd.
+        self.resources: list[Any] = []
+        weakref.finalize(self, _release, self.resources)
+
+    # ---- submitting ----
+
+    def set_cnt_sequence(self, next: int, step: int) -> None:
+        if step == 0:
+            raise ValueError("step cannot be 0")
+        if next < 0 or step < 0:
+            raise OverflowError("next and step must be non-negative")
+        self._next_cnt = next
+        self._cnt_step = step
+
+    def _check(self, refs: Sequence[HeapReference]) -> None:
+        if not refs:
+            _logger.warning("Empty heap group")
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        broken = lib.sp2_sender_broken(self.sender)
+        if broken:
+            raise OSError(broken, os.strerror(broken))
+        if self._heaps_in_flight + len(refs) > self.config.max_heaps:
+            raise _send_error(errno.EAGAIN, "queue is full")
+        for ref in refs:
+            if not 0 <= ref.substream_index < self.n_substreams:
+                raise _send_error(errno.EINVAL, "substream index is out of range")
+            if ref.cnt >= 1 << ref.heap.flavour.heap_address_bits:
+                raise _send_error(errno.EINVAL, "cnt is out of range")
+
+    def submit(self, refs: Sequence[HeapReference], mode: int, done: Done) -> None:
+        """Queues the heaps as one group; ``done`` is called once all are sent or have failed.
+        Nothing is sent until :meth:`schedule` or :meth:`drain`.
+
+        Raises OSError (the reference's errnos) or ValueError (a heap that cannot be encoded)
+        instead of queueing anything."""
+        self._check(refs)
+        n = len(refs)
+        c_refs = ffi.new("sp2_send_ref[]", n)
+        keep: list[Any] = []
+        for c_ref, ref in zip(c_refs, refs, strict=True):
+            init_packet_iter(ffi.addressof(c_ref, "it"), ref.heap, 0, self.config.max_packet_size)
+            keep.append(ref.heap._c)
+            c_ref.substream = ref.substream_index
+            c_ref.rate = ref.rate if ref.rate >= 0.0 else self.config.rate
+        for c_ref, ref in zip(c_refs, refs, strict=True):
+            mask = (1 << ref.heap.flavour.heap_address_bits) - 1
+            if ref.cnt >= 0:
+                c_ref.it.cnt = ref.cnt
+            else:
+                c_ref.it.cnt = self._next_cnt & mask
+                self._next_cnt += self._cnt_step
+        group = ffi.new("sp2_send_group *")
+        group.refs = c_refs
+        group.n_refs = n
+        group.mode = mode
+        group.token = token = next(self._tokens)
+        self._pending[token] = _Pending(group, c_refs, keep, n, done)
+        self._heaps_in_flight += n
+        lib.sp2_sender_push(self.sender, group)
+
+    # ---- running the sender ----
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.loop is None:
+            self.loop = loop
+        elif self.loop is not loop:
+            raise RuntimeError("this send stream is already used from another event loop")
+
+    def schedule(self) -> None:
+        """Sends in loop callbacks from now on, until nothing is queued (the asyncio façade)."""
+        if not (self._scheduled or self._waiting_writable or self._timer_armed):
+            self._scheduled = True
+            assert self.loop is not None
+            self.loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        status = self._step()
+        if status == lib.SP2_RUN_MORE:
+            self.schedule()
+        elif status == lib.SP2_RUN_BLOCKED:
+            assert self.loop is not None
+            self._waiting_writable = True
+            self.loop.add_writer(self.fd, self._writable)
+        elif status == lib.SP2_RUN_SLEEP:
+            self._sleep_until(self._wake[0])
+
+    def _step(self) -> int:
+        status = lib.sp2_sender_run(self.sender, _PACKETS_PER_CALLBACK, self._wake)
+        if self._on_packets is not None:
+            self._on_packets(self)
+        self._complete()
+        return status
+
+    def _complete(self) -> None:
+        while True:
+            group = lib.sp2_sender_pop_done(self.sender)
+            if group == ffi.NULL:
+                return
+            pending = self._pending.pop(group.token)
+            self._heaps_in_flight -= pending.n_heaps
+            pending.done(group.error, group.bytes)
+
+    def _writable(self) -> None:
+        assert self.loop is not None
+        self.loop.remove_writer(self.fd)
+        self._waiting_writable = False
+        self._run()
+
+    def _sleep_until(self, deadline_ns: int) -> None:
+        assert self.loop is not None
+        if self._timer_fd < 0:
+            self._timer_fd = lib.sp2_timer_fd_new()
+            if self._timer_fd >= 0:
+                self.resources.append(self._timer_fd)
+        if self._timer_fd < 0 or lib.sp2_timer_fd_arm(self._timer_fd, deadline_ns) != 0:
+            delay = max(0.0, (deadline_ns - lib.sp2_send_now_ns()) * 1e-9)
+            self._scheduled = True
+            self.loop.call_later(delay, self._run)
+            return
+        self._timer_armed = True
+        self.loop.add_reader(self._timer_fd, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        assert self.loop is not None
+        lib.sp2_timer_fd_ack(self._timer_fd)
+        self.loop.remove_reader(self._timer_fd)
+        self._timer_armed = False
+        self._run()
+
+    # ---- from outside the normal flow ----
+
+    def drain(self) -> None:
+        """Sends everything queued before returning, on the calling thread (the blocking
+        façade's way of sending, and asyncio's ``flush``)."""
+        while True:
+            status = self._step()
+            if status == lib.SP2_RUN_IDLE:
+                return
+            if status == lib.SP2_RUN_SLEEP:
+                time.sleep(max(0.0, (self._wake[0] - lib.sp2_send_now_ns()) * 1e-9))
+            elif status == lib.SP2_RUN_BLOCKED:
+                select.select([], [self.fd], [], 1.0)
+
+    def abort(self, code: int) -> None:
+        """Fails every queued heap with ``code`` (the stream is going away)."""
+        lib.sp2_sender_abort(self.sender, code)
+        self._complete()
