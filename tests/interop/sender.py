@@ -18,8 +18,9 @@ import sys
 import threading
 from typing import Any
 
-import spead2.send  # (the reference's or ours, whichever interpreter runs this)
 from scenarios import ITEMS, heap_items, value
+
+import spead2.send  # (the reference's or ours, whichever interpreter runs this)
 
 GROUP = 4  # heaps in flight at once (inflight mode)
 
