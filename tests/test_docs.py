@@ -38,8 +38,8 @@ def test_html_build(tmp_path: Path) -> None:
     proc = sphinx("html", tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == ""
-    for page in ("index", "installation", "quickstart", "recv", "send", "asyncio", "bridges", "tools", "monitoring",
-                 "performance", "design", "differences"):  # fmt: skip
+    for page in ("index", "installation", "quickstart", "recv", "send", "asyncio", "bridges", "tools",
+                 "monitoring", "performance", "design", "differences"):  # fmt: skip
         assert (tmp_path / "html" / f"{page}.html").exists(), page
 
 

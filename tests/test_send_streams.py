@@ -25,11 +25,11 @@ N = 5
 SIZE = 20000
 
 
-def make_heaps(n: int = N, flavour: spead2.Flavour = spead2.Flavour()) -> list[spead2.send.Heap]:
+def make_heaps(n: int = N) -> list[spead2.send.Heap]:
     """Self-contained heaps; heap i's item "x" is filled with i."""
     heaps = []
     for i in range(n):
-        group = spead2.send.ItemGroup(flavour=flavour)
+        group = spead2.send.ItemGroup()
         group.add_item(0x1000, "x", "x", (SIZE,), np.uint8, value=np.full(SIZE, i, np.uint8))
         group.add_item(0x1001, "tag", "tag", (), format=[("u", 32)], value=1000 + i)
         heaps.append(group.get_heap())
