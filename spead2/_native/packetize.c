@@ -34,11 +34,6 @@ static uint64_t low_mask(unsigned bits)
     return bits >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << bits) - 1;
 }
 
-static uint64_t ceil_div(uint64_t a, uint64_t b)
-{
-    return (a + b - 1) / b;
-}
-
 /* Checks ids and immediates against the flavour; sums the addressed lengths. */
 static int measure_items(const sp2_send_heap *heap, uint64_t *payload)
 {
