@@ -212,7 +212,7 @@ def test_our_master_drives_the_reference_agent(reference: Path) -> None:
         assert proc.stdout.startswith("Sustainable rate: "), proc.stdout
     finally:
         agent.kill()
-        agent.wait()
+        agent.communicate()
 
 
 def bench_command() -> list[str]:
