@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 NATIVE = HERE / "spead2" / "_native"
 API = NATIVE / "api"
 # Order matters: later headers use types declared by earlier ones.
-API_HEADERS = ["kernel.h", "alloc.h", "readers.h", "send.h"]
+API_HEADERS = ["kernel.h", "alloc.h", "readers.h", "send.h", "chunk.h"]
 
 
 def sources() -> list[Path]:

@@ -11,6 +11,7 @@
 #include "api/alloc.h"
 #include "api/readers.h"
 #include "api/send.h"
+#include "api/chunk.h"
 #include "platform.h"
 
 #define SP2_UNUSED(x) ((void) (x))
@@ -137,7 +138,15 @@ struct sp2_stream {
     uint64_t drops_total;         /* owner thread: a cheap "did anything drop?" for logging */
     int ring_full;                /* a push filled the ring during this batch */
     int stopped;
+    /* A sink that takes every decoded packet instead of heap assembly (chunk.c): returns
+     * SP2_SINK_TAKEN, SP2_SINK_STOP (a stop item) or SP2_SINK_FULL (kept aside: the owner must
+     * act before more input; the sink counts its packets itself). */
+    int (*sink)(void *ctx, sp2_stream *s, const sp2_packet *p);
+    void *sink_ctx;
+    int sink_full;
 };
+
+enum { SP2_SINK_TAKEN = 0, SP2_SINK_STOP = 1, SP2_SINK_FULL = 2 };
 
 /* heap.c */
 void sp2_live_heap_reset(sp2_live_heap *h);

@@ -278,6 +278,14 @@ static sp2_live_heap *start_heap(sp2_stream *s, const sp2_packet *p, int single)
 /* Feeds one decoded packet.  Returns nonzero when the stream stopped (a stop item). */
 static int process_packet(sp2_stream *s, const sp2_packet *p)
 {
+    if (s->sink)
+    {
+        int taken = s->sink(s->sink_ctx, s, p);
+        s->sink_full |= taken == SP2_SINK_FULL;
+        if (taken == SP2_SINK_STOP)
+            stop_received(s);
+        return taken == SP2_SINK_STOP;
+    }
     s->batch.packets++;
     s->batch_packets++;
     const sp2_packet_info *pi = &p->info;
@@ -308,6 +316,11 @@ static int process_packet(sp2_stream *s, const sp2_packet *p)
 /* After a heap went to a full ring: should the producer pause? */
 static int must_pause(sp2_stream *s)
 {
+    if (s->sink_full)
+    {
+        s->sink_full = 0;
+        return 1;
+    }
     if (!s->ring_full)
         return 0;
     s->ring_full = 0;

@@ -48,37 +48,18 @@ class Ringbuffer:
         return self._core.ring_capacity()
 
 
-class _StreamBase:
+class _ReaderHost:
+    """What every stream façade has: readers, start, statistics (a ``_core`` run through
+    ``_portal`` on its loop)."""
+
     DEFAULT_UDP_MAX_SIZE = 9200
     DEFAULT_UDP_BUFFER_SIZE = 8 * 1024 * 1024
     DEFAULT_TCP_MAX_SIZE = 65536
     DEFAULT_TCP_BUFFER_SIZE = 212992
-    Ringbuffer: ClassVar[type[Ringbuffer]] = Ringbuffer
 
     _portal: LoopPortal
-    #: How long input may wait in C for room in a full ring (see StreamCore).
-    _full_wait_ns = 0
-
-    def __init__(
-        self,
-        thread_pool: ThreadPool | None,
-        config: StreamConfig | None = None,
-        ring_config: RingStreamConfig | None = None,
-    ) -> None:
-        if thread_pool is not None and not isinstance(thread_pool, ThreadPool):
-            raise TypeError(f"thread_pool must be a spead2.ThreadPool, not {type(thread_pool).__name__}")
-        config = StreamConfig() if config is None else config
-        ring_config = RingStreamConfig() if ring_config is None else ring_config
-        if not isinstance(config, StreamConfig):
-            raise TypeError(f"config must be a StreamConfig, not {type(config).__name__}")
-        if not isinstance(ring_config, RingStreamConfig):
-            raise TypeError(f"ring_config must be a RingStreamConfig, not {type(ring_config).__name__}")
-        self._config = snapshot(config)
-        self._ring_config = snapshot(ring_config)
-        self._thread_pool = thread_pool
-        self._core = StreamCore(self._config, self._ring_config, self._full_wait_ns)
-
-    # ---- configuration and state (any thread) ----
+    _core: StreamCore
+    _config: StreamConfig
 
     @property
     def config(self) -> StreamConfig:
@@ -86,23 +67,9 @@ class _StreamBase:
         return snapshot(self._config)
 
     @property
-    def ring_config(self) -> RingStreamConfig:
-        return snapshot(self._ring_config)
-
-    @property
     def stats(self) -> StreamStats:
         """A consistent snapshot of the statistics (counted per batch of packets)."""
         return self._core.stats()
-
-    @property
-    def ringbuffer(self) -> _Ringbuffer:
-        return _Ringbuffer(self._core)
-
-    @property
-    def fd(self) -> int:
-        """Read end of a pipe holding one byte per heap ready (readable for good once the stream
-        has stopped), for select/poll-based frameworks.  Do not read from it."""
-        return self._core.data_fd()
 
     # ---- readers ----
 
@@ -165,6 +132,60 @@ class _StreamBase:
         """Starts the readers when ``explicit_start`` is set (harmless otherwise)."""
         self._portal.call(self._core.start)
 
+    def __del__(self) -> None:
+        # A stream dropped without stop() must not leave readers running on a shared loop.
+        core = getattr(self, "_core", None)
+        portal = getattr(self, "_portal", None)
+        if core is None or portal is None or core.stopped:
+            return
+        try:
+            core.ring_stop()
+            portal.call_soon(core.stop)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+class _StreamBase(_ReaderHost):
+    Ringbuffer: ClassVar[type[Ringbuffer]] = Ringbuffer
+
+    #: How long input may wait in C for room in a full ring (see StreamCore).
+    _full_wait_ns = 0
+
+    def __init__(
+        self,
+        thread_pool: ThreadPool | None,
+        config: StreamConfig | None = None,
+        ring_config: RingStreamConfig | None = None,
+    ) -> None:
+        if thread_pool is not None and not isinstance(thread_pool, ThreadPool):
+            raise TypeError(f"thread_pool must be a spead2.ThreadPool, not {type(thread_pool).__name__}")
+        config = StreamConfig() if config is None else config
+        ring_config = RingStreamConfig() if ring_config is None else ring_config
+        if not isinstance(config, StreamConfig):
+            raise TypeError(f"config must be a StreamConfig, not {type(config).__name__}")
+        if not isinstance(ring_config, RingStreamConfig):
+            raise TypeError(f"ring_config must be a RingStreamConfig, not {type(ring_config).__name__}")
+        self._config = snapshot(config)
+        self._ring_config = snapshot(ring_config)
+        self._thread_pool = thread_pool
+        self._core = StreamCore(self._config, self._ring_config, self._full_wait_ns)
+
+    # ---- configuration and state (any thread) ----
+
+    @property
+    def ring_config(self) -> RingStreamConfig:
+        return snapshot(self._ring_config)
+
+    @property
+    def ringbuffer(self) -> _Ringbuffer:
+        return _Ringbuffer(self._core)
+
+    @property
+    def fd(self) -> int:
+        """Read end of a pipe holding one byte per heap ready (readable for good once the stream
+        has stopped), for select/poll-based frameworks.  Do not read from it."""
+        return self._core.data_fd()
+
     def stop(self) -> None:
         """Stops the stream and closes its readers.  Heaps already queued can still be taken."""
         self._core.ring_stop()  # at once, from any thread: no more heaps are queued
@@ -178,18 +199,6 @@ class _StreamBase:
         if self._core.drained():
             raise Stopped("the stream has stopped")
         raise Empty("no heap is ready")
-
-    def __del__(self) -> None:
-        # A stream dropped without stop() must not leave readers running on a shared loop.
-        core = getattr(self, "_core", None)
-        portal = getattr(self, "_portal", None)
-        if core is None or portal is None or core.stopped:
-            return
-        try:
-            core.ring_stop()
-            portal.call_soon(core.stop)
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
 
 
 class Stream(_StreamBase):

@@ -12,8 +12,9 @@ from spead2._portal import LoopPortal
 from spead2._threadpool import ThreadPool
 from spead2.recv._config import RingStreamConfig, StreamConfig
 from spead2.recv._stream import AnyHeap, _StreamBase
+from spead2.recv.asyncio._chunk import ChunkRingbuffer
 
-__all__ = ["Stream"]
+__all__ = ["ChunkRingbuffer", "Stream"]
 
 
 class Stream(_StreamBase):

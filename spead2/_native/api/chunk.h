@@ -1,0 +1,82 @@
+/* Chunk streams (chunk.c): each heap's payload goes straight into a user's chunk, at the place
+ * a user's C function (the place function) chooses at the heap's first packet.  No heap object
+ * is made.  cffi cdef: no preprocessor directives.
+ *
+ * A chunk stream is attached to a kernel stream (sp2_stream), whose input functions, readers,
+ * batching and core statistics it shares: every decoded packet of that stream goes to the chunk
+ * stream instead of heap assembly.  The window of chunks is driven by the owner (Python): when
+ * a heap belongs to a chunk past the window, the packet is kept aside and the input returns
+ * SP2_FULL; the owner then moves the window (sp2_chunk_pop_head / sp2_chunk_push_tail) and feeds
+ * the kept packet again (sp2_chunk_parked).  All functions run on the owner thread, except
+ * sp2_chunk_get_counters (any thread). */
+
+/* What the place function is given and fills in (the reference's chunk_place_data layout). */
+typedef struct sp2_chunk_place_data {
+    const uint8_t *packet;        /* the heap's first packet */
+    size_t packet_size;
+    const int64_t *items;         /* values of the requested immediate items (-1: absent) */
+    int64_t chunk_id;             /* out: -1 (the value on entry) drops the heap */
+    size_t heap_index;            /* out: index into the chunk's present array */
+    size_t heap_offset;           /* out: byte offset of the heap's payload in the chunk's data */
+    uint64_t *batch_stats;        /* the stream's statistics, indexed as its StreamConfig's */
+    uint8_t *extra;               /* scratch of max_heap_extra bytes */
+    size_t extra_offset;          /* out: where extra_size bytes of it go in the chunk's extra */
+    size_t extra_size;
+} sp2_chunk_place_data;
+
+/* One chunk's memory, as the kernel writes it (NULL data: no chunk for this id). */
+typedef struct sp2_chunk_buf {
+    int64_t chunk_id;
+    uint8_t *data;
+    size_t data_size;
+    uint8_t *present;
+    size_t present_size;
+    uint8_t *extra;
+    size_t extra_size;
+} sp2_chunk_buf;
+
+typedef struct sp2_chunk_config {
+    const uint64_t *items;        /* item ids passed to the place function (copied) */
+    uint32_t n_items;
+    uint32_t max_chunks;          /* >= 1 */
+    uint32_t max_heaps;           /* heaps assembled at once, >= 1 */
+    void *place;                  /* void (*)(sp2_chunk_place_data *, size_t[, void *]) */
+    void *place_context;
+    int place_has_context;
+    size_t max_heap_extra;
+    size_t packet_presence_payload_size;   /* 0: presence per heap */
+    uint32_t n_stats;             /* length of batch_stats (the stream's statistics) */
+    uint8_t allow_out_of_order;
+    uint8_t stop_on_stop_item;
+} sp2_chunk_config;
+
+/* Counters of the chunk stream (beyond the kernel stream's). */
+typedef struct sp2_chunk_counters {
+    uint64_t too_old_heaps;       /* placed in a chunk older than the window */
+    uint64_t rejected_heaps;      /* the place function gave a negative chunk id */
+    uint64_t out_of_range_heaps;  /* the place function gave a place outside the chunk */
+    uint64_t no_chunk_heaps;      /* placed in a chunk the owner could not supply */
+} sp2_chunk_counters;
+
+typedef struct sp2_chunk_stream sp2_chunk_stream;
+
+int sp2_chunk_new(const sp2_chunk_config *config, sp2_chunk_stream **out);
+void sp2_chunk_free(sp2_chunk_stream *chunk);
+/* From now on the packets of `stream` go to `chunk` (which must outlive that use). */
+void sp2_chunk_attach(sp2_chunk_stream *chunk, sp2_stream *stream);
+/* The kept packet waiting for chunk *chunk_id (returns 0 if none is kept). */
+int sp2_chunk_parked(sp2_chunk_stream *chunk, const uint8_t **data, size_t *size, int64_t *chunk_id);
+void sp2_chunk_unpark(sp2_chunk_stream *chunk);
+/* The window: chunk ids [*head, *head + *count). */
+void sp2_chunk_window(sp2_chunk_stream *chunk, int64_t *head, uint32_t *count);
+/* An empty window may start anywhere (ids >= 0). */
+int sp2_chunk_set_head(sp2_chunk_stream *chunk, int64_t head);
+/* Takes the oldest chunk out of the window: its heaps still being assembled end as incomplete
+ * (evicted: flushed = 0; flushed: flushed = 1).  Returns 0, or SP2_E_INVALID on an empty window. */
+int sp2_chunk_pop_head(sp2_chunk_stream *chunk, int flushed);
+/* Appends chunk head + count to the window (buf->data NULL: none is available). */
+int sp2_chunk_push_tail(sp2_chunk_stream *chunk, const sp2_chunk_buf *buf);
+/* Ends every heap being assembled (flushed), e.g. at a stop. */
+void sp2_chunk_flush_heaps(sp2_chunk_stream *chunk);
+void sp2_chunk_get_counters(sp2_chunk_stream *chunk, sp2_chunk_counters *out, uint64_t *stats,
+                            uint32_t n_stats);

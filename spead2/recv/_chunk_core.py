@@ -1,0 +1,274 @@
+"""The core of a chunk stream: a StreamCore whose kernel stream feeds a C chunk stream.
+
+Per packet, C places heaps into the chunks of its window (see ``spead2/_native/api/chunk.h``).
+Per chunk, this core moves the window: when a heap belongs to a chunk past it, C keeps the
+packet aside and reports SP2_FULL; the core pauses its readers, hands the oldest chunks on
+(``ChunkSource.release``), takes new ones (``ChunkSource.acquire``, which may ask to wait),
+feeds the kept packet again and resumes.  Where chunks come from and go to is the source's
+business: two ringbuffers for a ChunkRingStream, a shared window for a group member.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from spead2._kernel import ensure, ffi, lib
+from spead2.recv._chunk_config import Chunk, ChunkStreamConfig, place_pointer
+from spead2.recv._config import RingStreamConfig, StreamConfig
+from spead2.recv._core import FULL, OK, StreamCore
+from spead2.recv._stats import StreamStats
+
+_logger = logging.getLogger("spead2")
+
+#: What ``ChunkSource.acquire`` returns when the caller must wait for its wake-up.
+WAIT = object()
+
+#: The statistics a chunk stream adds to its StreamConfig's (in this order, after any others).
+CHUNK_STATS = ("too_old_heaps", "rejected_heaps")
+
+
+class ChunkSource(Protocol):
+    """Where a chunk stream's chunks come from and go to.  Called on the stream's loop; ``wake``
+    may be called from any thread, once, when waiting may be over."""
+
+    def acquire(self, core: ChunkCore, chunk_id: int, wake: Callable[[], None]) -> Chunk | object | None:
+        """The chunk for ``chunk_id`` (None: none, its heaps are dropped; WAIT: call again after
+        ``wake``)."""
+
+    def release(self, core: ChunkCore, chunk_id: int, chunk: Chunk | None, wake: Callable[[], None]) -> bool:
+        """Takes a chunk leaving the window, oldest first; False: call again after ``wake``."""
+
+    def finished(self, core: ChunkCore) -> None:
+        """The stream has stopped and released every chunk."""
+
+
+class _Slot:
+    """A chunk in the window, with the C views of its buffers (kept alive while C writes)."""
+
+    __slots__ = ("chunk", "chunk_id", "views")
+
+    def __init__(self, chunk_id: int, chunk: Chunk | None, views: list[Any]) -> None:
+        self.chunk_id = chunk_id
+        self.chunk = chunk
+        self.views = views
+
+
+def _chunk_buf(chunk: Chunk | None) -> tuple[Any, list[Any]]:
+    buf = ffi.new("sp2_chunk_buf *")
+    views: list[Any] = []
+    if chunk is None:
+        return buf, views
+    for name in ("data", "present", "extra"):
+        obj = getattr(chunk, name)
+        if obj is None:
+            continue
+        view = ffi.from_buffer("uint8_t[]", obj, require_writable=True)
+        setattr(buf, name, view)
+        setattr(buf, name + "_size", len(view))
+        views.append(view)
+    return buf, views
+
+
+def chunk_stream_config(config: StreamConfig) -> StreamConfig:
+    """The StreamConfig of a chunk stream: the given one (a copy) plus the chunk statistics."""
+    for name in CHUNK_STATS:
+        config.add_stat(name)
+    return config
+
+
+class ChunkCore(StreamCore):
+    def __init__(self, config: StreamConfig, chunk_config: ChunkStreamConfig, source: ChunkSource) -> None:
+        if chunk_config.place is None:
+            raise ValueError("chunk_config.place is not set")
+        super().__init__(config, RingStreamConfig(heaps=1), 0)
+        function, context, has_context = place_pointer(chunk_config.place)
+        items = chunk_config.items
+        self._items = ffi.new("uint64_t[]", items or [0])
+        cfg = ffi.new("sp2_chunk_config *")
+        cfg.items = self._items
+        cfg.n_items = len(items)
+        cfg.max_chunks = chunk_config.max_chunks
+        cfg.max_heaps = config.max_heaps * config.substreams
+        cfg.place = ffi.cast("void *", function)
+        cfg.place_context = ffi.cast("void *", context)
+        cfg.place_has_context = has_context
+        cfg.max_heap_extra = chunk_config.max_heap_extra
+        cfg.packet_presence_payload_size = chunk_config.packet_presence_payload_size
+        cfg.n_stats = len(config.stats)
+        cfg.allow_out_of_order = config.allow_out_of_order
+        cfg.stop_on_stop_item = config.stop_on_stop_item
+        out = ffi.new("sp2_chunk_stream **")
+        ensure(lib.sp2_chunk_new(cfg, out), "ChunkStreamConfig")
+        self._chunk = ffi.gc(out[0], lib.sp2_chunk_free)
+        lib.sp2_chunk_attach(self._chunk, self._stream)
+        self._place_owner = chunk_config.place  # keeps the function alive
+        self._max_chunks = chunk_config.max_chunks
+        self._stream_id = config.stream_id
+        self._n_stats = len(config.stats)
+        self._stat_index = {name: config.get_stat_index(name) for name in CHUNK_STATS}
+        self._source = source
+        self._window: deque[_Slot] = deque()
+        self._waiting: str | None = None  # what a wake-up from the source is due for
+        self._released = False  # the source has been told the stream is finished
+        self._out_of_range_logged = 0
+
+    @property
+    def stream_id(self) -> int:
+        return self._stream_id
+
+    # ---- statistics (any thread) ----
+
+    def stats(self) -> StreamStats:
+        stats = super().stats()
+        counters = ffi.new("sp2_chunk_counters *")
+        extra = ffi.new("uint64_t[]", max(self._n_stats, 1))
+        lib.sp2_chunk_get_counters(self._chunk, counters, extra, self._n_stats)
+        for i in range(self._n_stats):
+            if extra[i]:
+                stats[i] += int(extra[i])
+        stats[self._stat_index["too_old_heaps"]] += int(counters.too_old_heaps)
+        stats[self._stat_index["rejected_heaps"]] += int(counters.rejected_heaps)
+        return stats
+
+    # ---- the window (loop thread) ----
+
+    def handle_status(self, status: int) -> None:
+        if status == FULL:
+            self._hold()
+            self._move_window()
+            status = OK
+        super().handle_status(status)
+
+    def _hold(self) -> None:
+        if not self.paused:
+            self.paused = True
+            for reader in list(self.readers):
+                reader.pause()
+
+    def _let_go(self) -> None:
+        if self.paused and not self.stopped:
+            self.paused = False
+            for reader in list(self.readers):
+                if self.paused or self.stopped:
+                    break
+                reader.resume()
+
+    def _wake(self) -> None:
+        """Any thread: the source may now give what it could not."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_wake)
+
+    def _on_wake(self) -> None:
+        self._waiting = None
+        if self.stopped:
+            self._finish()
+        else:
+            self._move_window()
+
+    def _window_state(self) -> tuple[int, int]:
+        head = ffi.new("int64_t *")
+        count = ffi.new("uint32_t *")
+        lib.sp2_chunk_window(self._chunk, head, count)
+        return int(head[0]), int(count[0])
+
+    def _pop_head(self, flushed: bool) -> bool:
+        """Takes the oldest chunk out of C's window and gives it to the source (False: wait)."""
+        lib.sp2_chunk_pop_head(self._chunk, int(flushed))
+        self._window[0].views = []
+        return self._pop_pending()
+
+    def _pop_pending(self) -> bool:
+        """Gives the source the chunk at the front, already out of C's window (False: wait)."""
+        slot = self._window[0]
+        if not self._source.release(self, slot.chunk_id, slot.chunk, self._wake):
+            self._waiting = "release"
+            return False
+        self._window.popleft()
+        return True
+
+    def _move_window(self) -> None:
+        """Makes room for the kept packet's chunk, feeds the packet again and resumes."""
+        data = ffi.new("const uint8_t **")
+        size = ffi.new("size_t *")
+        wanted_p = ffi.new("int64_t *")
+        if self._waiting or not lib.sp2_chunk_parked(self._chunk, data, size, wanted_p):
+            return
+        wanted = int(wanted_p[0])
+        while True:
+            head, count = self._window_state()
+            if len(self._window) > count and not self._pop_pending():
+                return
+            if count and wanted - head >= self._max_chunks:
+                if not self._pop_head(False):
+                    return
+                continue
+            if not count and wanted - head >= self._max_chunks:
+                ensure(lib.sp2_chunk_set_head(self._chunk, wanted - self._max_chunks + 1), "chunk window")
+                continue
+            if head + count > wanted:
+                break
+            chunk = self._source.acquire(self, head + count, self._wake)
+            if chunk is WAIT:
+                self._waiting = "acquire"
+                return
+            assert chunk is None or isinstance(chunk, Chunk)
+            buf, views = _chunk_buf(chunk)
+            ensure(lib.sp2_chunk_push_tail(self._chunk, buf), "chunk window")
+            self._window.append(_Slot(head + count, chunk, views))
+        lib.sp2_chunk_unpark(self._chunk)
+        self.feed_datagram(data[0], int(size[0]))
+        self._let_go()
+
+    def release_until(self, chunk_id: int) -> None:
+        """Loop thread: lets go of the chunks before ``chunk_id`` (a group moving on)."""
+        while self._window and self._waiting != "release":
+            head, count = self._window_state()
+            if len(self._window) > count:
+                if not self._pop_pending():
+                    return
+                continue
+            if head >= chunk_id or not count:
+                return
+            if not self._pop_head(False):
+                return
+
+    # ---- the end ----
+
+    def _shutdown(self) -> None:
+        if self.stopped:
+            return
+        super()._shutdown()
+        lib.sp2_chunk_flush_heaps(self._chunk)
+        lib.sp2_chunk_unpark(self._chunk)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Gives every chunk of the window to the source, then tells it the stream is done."""
+        while self._window and self._waiting != "release":
+            _, count = self._window_state()
+            if len(self._window) > count:
+                if not self._pop_pending():
+                    return
+            elif not self._pop_head(True):
+                return
+        if not self._window and not self._released:
+            self._released = True
+            self._source.finished(self)
+
+    # ---- logging ----
+
+    def _log_anomalies(self) -> None:
+        super()._log_anomalies()
+        counters = ffi.new("sp2_chunk_counters *")
+        lib.sp2_chunk_get_counters(self._chunk, counters, ffi.NULL, 0)
+        bad = int(counters.out_of_range_heaps) + int(counters.no_chunk_heaps)
+        if bad != self._out_of_range_logged:
+            _logger.warning(
+                "dropped %d heap(s): placed outside their chunk, or in a chunk that could not be had",
+                bad - self._out_of_range_logged,
+            )
+            self._out_of_range_logged = bad

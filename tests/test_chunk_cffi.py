@@ -1,0 +1,122 @@
+"""Place functions written in C and compiled with cffi (no numba): as a cffi function pointer,
+and in the reference's tuple form with a context pointer."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import cffi
+import pytest
+from chunk_support import HEAP_SIZE, HEAPS, heaps, make_chunk, summary
+
+import spead2
+import spead2.recv
+
+SOURCE = """
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct place_data {
+    const uint8_t *packet;
+    size_t packet_size;
+    const int64_t *items;
+    int64_t chunk_id;
+    size_t heap_index;
+    size_t heap_offset;
+    uint64_t *batch_stats;
+    uint8_t *extra;
+    size_t extra_offset;
+    size_t extra_size;
+} place_data;
+
+static void put(place_data *d, int64_t shift)
+{
+    int64_t cnt = d->items[0] + shift;
+    if (cnt < 0)
+        return;
+    d->chunk_id = cnt / HEAPS;
+    d->heap_index = (size_t) (cnt % HEAPS);
+    d->heap_offset = d->heap_index * HEAP_SIZE;
+}
+
+void place(void *data, size_t size)
+{
+    if (size == sizeof(place_data))
+        put((place_data *) data, 0);
+}
+
+void place_context(void *data, size_t size, void *context)
+{
+    if (size == sizeof(place_data))
+        put((place_data *) data, *(const int64_t *) context);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    ffi = cffi.FFI()
+    ffi.cdef("void place(void *, size_t); void place_context(void *, size_t, void *);")
+    ffi.set_source(
+        "_chunk_place_c",
+        SOURCE,
+        define_macros=[("HEAPS", str(HEAPS)), ("HEAP_SIZE", str(HEAP_SIZE))],
+    )
+    path = Path(ffi.compile(tmpdir=str(tmp_path_factory.mktemp("cplace"))))
+    spec = importlib.util.spec_from_file_location("_chunk_place_c", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules.setdefault("_chunk_place_c", module)
+    return module
+
+
+def run(thread_pool: spead2.ThreadPool, place: Any, data: bytes) -> list[Any]:
+    cfg = spead2.recv.ChunkStreamConfig(items=[spead2.HEAP_CNT_ID], place=place)
+    stream = spead2.recv.ChunkRingStream(
+        thread_pool,
+        spead2.recv.StreamConfig(),
+        cfg,
+        spead2.recv.ChunkRingbuffer(4),
+        spead2.recv.ChunkRingbuffer(4),
+    )
+    for _ in range(4):
+        stream.add_free_chunk(make_chunk(extra=False))
+    stream.add_buffer_reader(data)
+    return [summary(chunk) for chunk in stream.data_ringbuffer]
+
+
+def test_cffi_function_pointer(thread_pool: spead2.ThreadPool, compiled: Any) -> None:
+    place = compiled.ffi.addressof(compiled.lib, "place")
+    assert run(thread_pool, place, heaps(1, 2, 5)) == [
+        (0, [0, 1, 1, 0], [0, 1, 2, 0]),
+        (1, [0, 1, 0, 0], [0, 5, 0, 0]),
+    ]
+
+
+def test_tuple_form_with_context(thread_pool: spead2.ThreadPool, compiled: Any) -> None:
+    new_capsule = ctypes.pythonapi.PyCapsule_New
+    new_capsule.restype = ctypes.py_object
+    new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    set_context = ctypes.pythonapi.PyCapsule_SetContext
+    set_context.argtypes = [ctypes.py_object, ctypes.c_void_p]
+    address = int(compiled.ffi.cast("uintptr_t", compiled.ffi.addressof(compiled.lib, "place_context")))
+    capsule = new_capsule(address, b"void (void *, size_t, void *)", None)
+    shift = ctypes.c_int64(4)  # heap cnt c is placed as c + 4
+    set_context(capsule, ctypes.addressof(shift))
+    place = (capsule, shift)
+    got = run(thread_pool, place, heaps(1, 2))
+    assert got == [(0, [0, 0, 0, 0], [0, 0, 0, 0]), (1, [0, 1, 1, 0], [0, 1, 2, 0])]
+
+
+def test_wrong_signature_is_refused() -> None:
+    new_capsule = ctypes.pythonapi.PyCapsule_New
+    new_capsule.restype = ctypes.py_object
+    new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    capsule = new_capsule(1234, b"void (void *)", None)
+    with pytest.raises(TypeError, match="signature"):
+        spead2.recv.ChunkStreamConfig(place=(capsule,))
