@@ -104,6 +104,8 @@ def test_wheel_is_one_abi3_wheel_for_every_cpython(dist: dict[str, Path]) -> Non
     assert "Requires-Python: >=3.10" in metadata
     assert "Classifier: Programming Language :: Python :: 3 :: Only" in metadata
     assert "Project-URL: " in metadata
+    modules = {f for f in _git_files("spead2") if f.endswith((".py", ".h", ".c", ".typed"))}
+    assert modules - set(names) == set()  # every package listed in pyproject.toml
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
