@@ -3,7 +3,7 @@
 :func:`packets` gives the packets of a small sample stream (descriptors, heaps holding several
 item types, a large heap now and then, and a stop heap); :class:`DemoSender` sends them over
 UDP to a port on the loopback interface, paced so that a default socket buffer keeps up.
-The encoder behind it (:mod:`spead2.tools._encode`) is minimal: this project receives.
+The packets come from the send side's encoder (:class:`spead2.send.PacketGenerator`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from spead2._constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
-from spead2.tools._encode import Encoder, Heap, Item
+import spead2
+import spead2.send
 
 _logger = logging.getLogger("spead2")
 
@@ -42,27 +42,19 @@ IMAGE_SHAPE = (512, 1024)  # uint16: 1 MiB, about 720 packets
 IMAGE_EVERY = 5
 
 
-def _descriptors(encoder: Encoder) -> list[bytes]:
-    return [
-        encoder.descriptor(
-            TIMESTAMP_ID, "timestamp", "ADC sample count (immediate)", (), format=[("u", HEAP_ADDRESS_BITS)]
-        ),
-        encoder.descriptor(FREQUENCY_ID, "frequency", "Centre frequency [Hz]", (), dtype=np.dtype("<f8")),
-        encoder.descriptor(LABEL_ID, "label", "Free-text label", (None,), format=[("c", 8)]),
-        encoder.descriptor(
-            SPECTRUM_ID, "spectrum", "Power spectrum", (SPECTRUM_CHANNELS,), dtype=np.dtype("<f4")
-        ),
-        encoder.descriptor(
-            VISIBILITIES_ID,
-            "visibilities",
-            "Complex visibilities",
-            (VISIBILITY_BASELINES,),
-            dtype=np.dtype("<c8"),
-        ),
-        encoder.descriptor(
-            IMAGE_ID, "image", "Dirty image (sent every few heaps)", IMAGE_SHAPE, np.dtype("<u2")
-        ),
-    ]
+def _item_group() -> spead2.send.ItemGroup:
+    group = spead2.send.ItemGroup(flavour=spead2.Flavour(4, 64, HEAP_ADDRESS_BITS, 0))
+    group.add_item(
+        TIMESTAMP_ID, "timestamp", "ADC sample count (immediate)", (), format=[("u", HEAP_ADDRESS_BITS)]
+    )
+    group.add_item(FREQUENCY_ID, "frequency", "Centre frequency [Hz]", (), dtype="<f8")
+    group.add_item(LABEL_ID, "label", "Free-text label", (None,), format=[("c", 8)])
+    group.add_item(SPECTRUM_ID, "spectrum", "Power spectrum", (SPECTRUM_CHANNELS,), dtype="<f4")
+    group.add_item(
+        VISIBILITIES_ID, "visibilities", "Complex visibilities", (VISIBILITY_BASELINES,), dtype="<c8"
+    )
+    group.add_item(IMAGE_ID, "image", "Dirty image (sent every few heaps)", IMAGE_SHAPE, dtype="<u2")
+    return group
 
 
 def heap_values(index: int) -> dict[str, Any]:
@@ -86,42 +78,31 @@ def heap_values(index: int) -> dict[str, Any]:
     return values
 
 
-def heaps(n_heaps: int = 20, *, stop: bool = True, first_cnt: int = 1) -> Iterator[Heap]:
-    """The sample stream as encoder heaps: descriptors travel with the first heap."""
-    encoder = Encoder(HEAP_ADDRESS_BITS, PACKET_SIZE)
+def heaps(
+    n_heaps: int = 20, *, stop: bool = True, first_cnt: int = 1
+) -> Iterator[tuple[int, spead2.send.Heap]]:
+    """The sample stream as (cnt, heap): descriptors travel with the first heap, each heap carries
+    the values that changed (the image every few heaps)."""
+    group = _item_group()
     for index in range(n_heaps):
-        values = heap_values(index)
-        items = [
-            Item(TIMESTAMP_ID, int(values["timestamp"]), immediate=True),
-            Item.array(FREQUENCY_ID, np.array(values["frequency"], dtype="<f8")),
-            Item(LABEL_ID, str(values["label"]).encode()),
-            Item.array(SPECTRUM_ID, values["spectrum"]),
-            Item.array(VISIBILITIES_ID, values["visibilities"]),
-        ]
-        if "image" in values:
-            items.append(Item.array(IMAGE_ID, values["image"]))
-        yield Heap(first_cnt + index, items, _descriptors(encoder) if index == 0 else [])
+        for name, value in heap_values(index).items():
+            group[name].value = value
+        yield first_cnt + index, group.get_heap(descriptors="all" if index == 0 else "none")
     if stop:
-        yield _stop_heap(first_cnt + n_heaps)
-
-
-def _stop_heap(cnt: int) -> Heap:
-    return Heap(cnt, [Item(STREAM_CTRL_ID, CTRL_STREAM_STOP, immediate=True)])
-
-
-def packets(n_heaps: int = 20, *, stop: bool = True) -> list[bytes]:
-    """The packets of the sample stream (``n_heaps`` data heaps, then a stop heap), in order.
-
-    Back to back they form a buffer for ``add_buffer_reader``; one by one they are datagrams.
-    """
-    encoder = Encoder(HEAP_ADDRESS_BITS, PACKET_SIZE)
-    return encoder.stream_packets(heaps(n_heaps, stop=stop))
+        yield first_cnt + n_heaps, group.get_end()
 
 
 def heap_packets(n_heaps: int = 20, *, stop: bool = True) -> list[list[bytes]]:
-    """Like :func:`packets`, grouped by heap."""
-    encoder = Encoder(HEAP_ADDRESS_BITS, PACKET_SIZE)
-    return [encoder.packets(heap) for heap in heaps(n_heaps, stop=stop)]
+    """The packets of the sample stream (``n_heaps`` data heaps, then a stop heap), by heap."""
+    return [
+        list(spead2.send.PacketGenerator(heap, cnt, PACKET_SIZE)) for cnt, heap in heaps(n_heaps, stop=stop)
+    ]
+
+
+def packets(n_heaps: int = 20, *, stop: bool = True) -> list[bytes]:
+    """Like :func:`heap_packets`, in one list.  Back to back they form a buffer for
+    ``add_buffer_reader``; one by one they are datagrams."""
+    return [packet for heap in heap_packets(n_heaps, stop=stop) for packet in heap]
 
 
 def _loopback(host: str) -> str:
