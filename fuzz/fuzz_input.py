@@ -154,25 +154,26 @@ def replay(data: bytes) -> dict[str, int]:
     """Runs one input against the kernel through cffi, checking the same invariants as the C
     target.  Returns a few counts (packets, heaps popped, drops)."""
     from spead2._kernel import ffi, lib
+    from spead2._kstream import kernel_config
 
     config, ops = parse(data)
-    cfg = ffi.new("sp2_config *")
-    lib.sp2_config_init(cfg)
-    cfg.allow_out_of_order = config.allow_out_of_order
-    cfg.allow_unsized_heaps = config.allow_unsized_heaps
-    cfg.stop_on_stop_item = config.stop_on_stop_item
-    cfg.contiguous_only = config.contiguous_only
-    cfg.keep_payload_ranges = config.keep_payload_ranges
-    cfg.memcpy_nontemporal = config.memcpy_nontemporal
-    cfg.max_heaps = config.max_heaps
-    cfg.substreams = config.substreams
-    cfg.ring_heaps = config.ring_heaps
-    if config.max_heap_pointers is not None:
-        cfg.max_heap_pointers = config.max_heap_pointers
-    cfg.max_heap_ranges = config.max_heap_ranges
-    cfg.max_heap_size = 1 << config.max_heap_size_log2
-    cfg.bug_compat = config.bug_compat
-    cfg.full_wait_ns = 0
+    pointers = {} if config.max_heap_pointers is None else {"max_heap_pointers": config.max_heap_pointers}
+    cfg = kernel_config(
+        allow_out_of_order=config.allow_out_of_order,
+        allow_unsized_heaps=config.allow_unsized_heaps,
+        stop_on_stop_item=config.stop_on_stop_item,
+        contiguous_only=config.contiguous_only,
+        keep_payload_ranges=config.keep_payload_ranges,
+        memcpy_nontemporal=config.memcpy_nontemporal,
+        max_heaps=config.max_heaps,
+        substreams=config.substreams,
+        ring_heaps=config.ring_heaps,
+        max_heap_ranges=config.max_heap_ranges,
+        max_heap_size=1 << config.max_heap_size_log2,
+        bug_compat=config.bug_compat,
+        full_wait_ns=0,
+        **pointers,
+    )
     pool = 1 << config.pool_log2
     if config.allocator == ALLOC_MALLOC:
         alloc = lib.sp2_allocator_malloc_new()

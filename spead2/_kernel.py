@@ -81,22 +81,28 @@ if _expected is not None and _expected != BUILD_ID and not os.environ.get("SPEAD
 __all__ = ["BUILD_ID", "ensure", "enum_names", "ffi", "lib", "raise_status"]
 
 
-def raise_status(status: int, what: str) -> NoReturn:
-    """Turns a negative ``sp2_status`` into the matching Python exception."""
+def raise_status(
+    status: int, what: str, invalid: type[Exception] = ValueError, detail: Any = None
+) -> NoReturn:
+    """Raises the Python exception of a negative ``sp2_status``: MemoryError, ``invalid`` (for
+    SP2_E_INVALID; ``detail``, a C string saying why, replaces "invalid argument"), or OSError
+    with errno."""
     if status == lib.SP2_E_NOMEM:
         raise MemoryError(f"{what}: out of memory")
     if status == lib.SP2_E_INVALID:
-        raise ValueError(f"{what}: invalid argument")
+        why = "invalid argument" if detail is None or detail == ffi.NULL else detail
+        raise invalid(f"{what}: {why if isinstance(why, str) else ffi.string(why).decode()}")
     if status == lib.SP2_E_OS:
         code = ffi.errno
         raise OSError(code, f"{what}: {os.strerror(code)}")
     raise RuntimeError(f"{what}: unexpected status {status}")
 
 
-def ensure(status: int, what: str) -> int:
-    """Returns a non-negative status; raises for an error status (pynacl's ``ensure`` habit)."""
+def ensure(status: int, what: str, invalid: type[Exception] = ValueError, detail: Any = None) -> int:
+    """The one status check (pynacl's ``ensure`` habit): returns a non-negative status as it is,
+    raises for an error status (see raise_status)."""
     if status < 0:
-        raise_status(status, what)
+        raise_status(status, what, invalid, detail)
     return status
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spead2._kernel import ffi, lib
+from spead2._kstream import kernel_config, new_stream
 from spead2.recv._config import CORE_STATS as CORE_STAT_CONFIGS
 from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
 from spead2.recv._stats import drops_from_kernel
@@ -20,15 +21,8 @@ class Kernel:
     """One kernel stream, configured by keyword (fields of sp2_config)."""
 
     def __init__(self, allocator: Any = None, **config: Any) -> None:
-        cfg = ffi.new("sp2_config *")
-        lib.sp2_config_init(cfg)
-        for key, value in config.items():
-            setattr(cfg, key, value)
-        out = ffi.new("sp2_stream **")
-        status = lib.sp2_stream_new(cfg, allocator._handle if allocator is not None else ffi.NULL, out)
-        if status != lib.SP2_OK:
-            raise ValueError(f"sp2_stream_new: {status}")
-        self.stream = ffi.gc(out[0], lib.sp2_stream_free)
+        handle = allocator._handle if allocator is not None else None
+        self.stream = new_stream(kernel_config(**config), handle)
 
     def datagram(self, data: bytes) -> int:
         return int(lib.sp2_stream_add_datagram(self.stream, data, len(data)))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from spead2._kernel import ensure, ffi, lib
+from spead2._kstream import kernel_config, new_stream
 from spead2._memory import MemoryPool
 from spead2.recv._config import RingStreamConfig, StreamConfig
 from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
@@ -49,30 +50,35 @@ class Reader(Protocol):
 
 
 class StreamCore:
-    def __init__(self, config: StreamConfig, ring_config: RingStreamConfig, full_wait_ns: int) -> None:
-        cfg = ffi.new("sp2_config *")
-        lib.sp2_config_init(cfg)
-        cfg.max_heaps = config.max_heaps
-        cfg.substreams = config.substreams
-        cfg.ring_heaps = ring_config.heaps
-        cfg.max_heap_size = config.max_heap_size
-        cfg.full_wait_ns = full_wait_ns
-        cfg.bug_compat = config.bug_compat
-        cfg.memcpy_nontemporal = config.memcpy == 1
-        cfg.stop_on_stop_item = config.stop_on_stop_item
-        cfg.allow_unsized_heaps = config.allow_unsized_heaps
-        cfg.allow_out_of_order = config.allow_out_of_order
-        cfg.contiguous_only = ring_config.contiguous_only
-        cfg.keep_payload_ranges = ring_config.incomplete_keep_payload_ranges
-        allocator = config.memory_allocator
-        out = ffi.new("sp2_stream **")
-        ensure(
-            lib.sp2_stream_new(cfg, allocator._handle if allocator is not None else ffi.NULL, out), "Stream"
+    def __init__(
+        self,
+        config: StreamConfig,
+        ring_config: RingStreamConfig,
+        full_wait_ns: int,
+        dedicated_loop: bool = False,
+    ) -> None:
+        cfg = kernel_config(
+            max_heaps=config.max_heaps,
+            substreams=config.substreams,
+            ring_heaps=ring_config.heaps,
+            max_heap_size=config.max_heap_size,
+            full_wait_ns=full_wait_ns,
+            bug_compat=config.bug_compat,
+            memcpy_nontemporal=config.memcpy == 1,
+            stop_on_stop_item=config.stop_on_stop_item,
+            allow_unsized_heaps=config.allow_unsized_heaps,
+            allow_out_of_order=config.allow_out_of_order,
+            contiguous_only=ring_config.contiguous_only,
+            keep_payload_ranges=ring_config.incomplete_keep_payload_ranges,
         )
-        self._stream = ffi.gc(out[0], lib.sp2_stream_free)
+        allocator = config.memory_allocator
+        self._stream = new_stream(cfg, allocator._handle if allocator is not None else None)
         self._allocator = allocator
         self._stat_config = config.stats
         self.contiguous_only = ring_config.contiguous_only
+        #: The loop only serves readers (the blocking façade's ThreadPool thread), not the user's
+        #: code: readers may nap on it to coalesce wake-ups.
+        self.dedicated_loop = dedicated_loop
         self.explicit_start = config.explicit_start
         self.loop: asyncio.AbstractEventLoop | None = None
         self.readers: list[Reader] = []
@@ -128,9 +134,7 @@ class StreamCore:
 
     def data_fd(self) -> int:
         fd = lib.sp2_ring_data_fd(self._stream)
-        if fd < 0:
-            raise OSError(ffi.errno, "cannot create the stream's notification pipe")
-        return int(fd)
+        return ensure(fd if fd >= 0 else lib.SP2_E_OS, "cannot create the stream's notification pipe")
 
     # ---- loop thread ----
 
@@ -247,8 +251,7 @@ class StreamCore:
         self.paused = True
         if self._space_fd < 0:
             fd = lib.sp2_ring_space_fd(self._stream)
-            if fd < 0:
-                raise OSError(ffi.errno, "cannot create the stream's wake-up fd")
+            ensure(fd if fd >= 0 else lib.SP2_E_OS, "cannot create the stream's wake-up fd")
             assert self.loop is not None
             self.loop.add_reader(fd, self._on_space)
             self._space_fd = fd

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 from spead2._errors import Empty, Stopped
 from spead2._inproc import InprocQueue
+from spead2._overload import TCP_BUFFER_SIZE, TCP_MAX_SIZE, UDP_BUFFER_SIZE, UDP_MAX_SIZE
 from spead2._portal import LoopPortal
 from spead2._threadpool import ThreadPool
 from spead2.recv._config import RingStreamConfig, StreamConfig, snapshot
@@ -31,31 +32,14 @@ _logger = logging.getLogger("spead2")
 AnyHeap = Heap | IncompleteHeap
 
 
-class Ringbuffer:
-    """The ring of finished heaps between the readers and the consumer."""
-
-    __slots__ = ("_core",)
-
-    def __init__(self, core: StreamCore) -> None:
-        self._core = core
-
-    def size(self) -> int:
-        """Heaps waiting to be taken."""
-        return self._core.ring_size()
-
-    def capacity(self) -> int:
-        """The most heaps it holds (RingStreamConfig.heaps)."""
-        return self._core.ring_capacity()
-
-
 class _ReaderHost:
     """What every stream façade has: readers, start, statistics (a ``_core`` run through
     ``_portal`` on its loop)."""
 
-    DEFAULT_UDP_MAX_SIZE = 9200
-    DEFAULT_UDP_BUFFER_SIZE = 8 * 1024 * 1024
-    DEFAULT_TCP_MAX_SIZE = 65536
-    DEFAULT_TCP_BUFFER_SIZE = 212992
+    DEFAULT_UDP_MAX_SIZE = UDP_MAX_SIZE
+    DEFAULT_UDP_BUFFER_SIZE = UDP_BUFFER_SIZE
+    DEFAULT_TCP_MAX_SIZE = TCP_MAX_SIZE
+    DEFAULT_TCP_BUFFER_SIZE = TCP_BUFFER_SIZE
 
     _portal: LoopPortal
     _core: StreamCore
@@ -146,10 +130,26 @@ class _ReaderHost:
 
 
 class _StreamBase(_ReaderHost):
-    Ringbuffer: ClassVar[type[Ringbuffer]] = Ringbuffer
+    class Ringbuffer:
+        """The ring of finished heaps between the readers and the consumer."""
+
+        __slots__ = ("_core",)
+
+        def __init__(self, core: StreamCore) -> None:
+            self._core = core
+
+        def size(self) -> int:
+            """Heaps waiting to be taken."""
+            return self._core.ring_size()
+
+        def capacity(self) -> int:
+            """The most heaps it holds (RingStreamConfig.heaps)."""
+            return self._core.ring_capacity()
 
     #: How long input may wait in C for room in a full ring (see StreamCore).
     _full_wait_ns = 0
+    #: Whether the stream may run without a ThreadPool (on the caller's loop).
+    _pool_optional = True
 
     def __init__(
         self,
@@ -157,7 +157,7 @@ class _StreamBase(_ReaderHost):
         config: StreamConfig | None = None,
         ring_config: RingStreamConfig | None = None,
     ) -> None:
-        if thread_pool is not None and not isinstance(thread_pool, ThreadPool):
+        if not (isinstance(thread_pool, ThreadPool) or (thread_pool is None and self._pool_optional)):
             raise TypeError(f"thread_pool must be a spead2.ThreadPool, not {type(thread_pool).__name__}")
         config = StreamConfig() if config is None else config
         ring_config = RingStreamConfig() if ring_config is None else ring_config
@@ -168,7 +168,9 @@ class _StreamBase(_ReaderHost):
         self._config = snapshot(config)
         self._ring_config = snapshot(ring_config)
         self._thread_pool = thread_pool
-        self._core = StreamCore(self._config, self._ring_config, self._full_wait_ns)
+        self._core = StreamCore(
+            self._config, self._ring_config, self._full_wait_ns, dedicated_loop=not self._pool_optional
+        )
 
     # ---- configuration and state (any thread) ----
 
@@ -177,8 +179,8 @@ class _StreamBase(_ReaderHost):
         return snapshot(self._ring_config)
 
     @property
-    def ringbuffer(self) -> _Ringbuffer:
-        return _Ringbuffer(self._core)
+    def ringbuffer(self) -> _StreamBase.Ringbuffer:
+        return self.Ringbuffer(self._core)
 
     @property
     def fd(self) -> int:
@@ -205,6 +207,7 @@ class Stream(_StreamBase):
     """Blocking stream: readers run on a ThreadPool thread, ``get`` blocks the calling thread."""
 
     _full_wait_ns = BLOCKING_FULL_WAIT_NS
+    _pool_optional = False
 
     def __init__(
         self,
@@ -212,8 +215,6 @@ class Stream(_StreamBase):
         config: StreamConfig | None = None,
         ring_config: RingStreamConfig | None = None,
     ) -> None:
-        if not isinstance(thread_pool, ThreadPool):
-            raise TypeError(f"thread_pool must be a spead2.ThreadPool, not {type(thread_pool).__name__}")
         super().__init__(thread_pool, config, ring_config)
         worker = thread_pool._assign(self)
         self._portal = worker.portal
@@ -243,4 +244,5 @@ class Stream(_StreamBase):
                 return
 
 
-_Ringbuffer = Ringbuffer
+#: Also exported as spead2.recv.Ringbuffer (the reference only has Stream.Ringbuffer).
+Ringbuffer = _StreamBase.Ringbuffer

@@ -19,7 +19,7 @@ from typing import Any
 
 import dpkt.pcap
 
-from spead2._kernel import enum_names, ffi, lib
+from spead2._kernel import ensure, enum_names, ffi, lib
 from spead2.recv._core import FULL, STOPPED, StreamCore
 from spead2.recv._readers._bpf import compile_filter
 from spead2.recv._readers._net import ReaderValueError, check_str, runtime_compatible
@@ -112,10 +112,7 @@ class PcapReader(SteppedReader):
         status = lib.sp2_pcap_reader_open(
             self._view, self._size, self._at_eof, out, linktype, snaplen, is_pcapng, error
         )
-        if status == lib.SP2_E_NOMEM:
-            raise MemoryError(f"{self._path}: out of memory")
-        if status != lib.SP2_OK:
-            raise ReaderValueError(f"{self._path}: {ffi.string(error[0]).decode()}")
+        ensure(status, self._path, ReaderValueError, error[0])
         self._native = ffi.gc(out[0], lib.sp2_pcap_reader_free)
         fixed = _fixed_links()
         for lt, header in fixed.items():
@@ -133,10 +130,9 @@ class PcapReader(SteppedReader):
             insns = ffi.new("sp2_bpf_insn[]", len(program))
             for i, (code, jt, jf, k) in enumerate(program):
                 insns[i].code, insns[i].jt, insns[i].jf, insns[i].k = code, jt, jf, k
-            if lib.sp2_pcap_reader_set_filter(self._native, filter_link, insns, len(program)) != lib.SP2_OK:
-                raise ReaderValueError(
-                    f"invalid pcap filter {expression!r}: the compiled program is not valid"
-                )
+            status = lib.sp2_pcap_reader_set_filter(self._native, filter_link, insns, len(program))
+            what = f"invalid pcap filter {expression!r}"
+            ensure(status, what, ReaderValueError, "the compiled program is not valid")
 
     def _fill(self, keep: int, want: int) -> None:
         """Reads up to ``want`` bytes of the file after the ``keep`` bytes at the front of the

@@ -17,6 +17,7 @@ import socket
 from typing import Any, cast
 
 from spead2._kernel import ffi, lib
+from spead2._overload import TCP_BUFFER_SIZE, TCP_MAX_SIZE, Overload, first_is, resolve_overload
 from spead2.recv._core import BAD_PACKET, FULL, OK, PARTIAL, STOPPED, StreamCore
 from spead2.recv._readers._net import (
     ReaderValueError,
@@ -35,8 +36,6 @@ from spead2.recv._stats import DROP_REASONS
 
 _logger = logging.getLogger("spead2")
 
-DEFAULT_MAX_SIZE = 65536
-DEFAULT_BUFFER_SIZE = 212992
 #: The least free space handed to the transport for one read.
 MIN_READ = 65536
 INITIAL_BUFFER = 256 * 1024
@@ -283,37 +282,19 @@ class _Protocol(asyncio.BufferedProtocol):
 
 # ---- the overloads of add_tcp_reader ----
 
-OVERLOADS = f"""add_tcp_reader() takes one of:
-    (port, max_size={DEFAULT_MAX_SIZE}, buffer_size={DEFAULT_BUFFER_SIZE}, bind_hostname='')
-    (acceptor, max_size={DEFAULT_MAX_SIZE})"""
+OVERLOADS = (
+    Overload(
+        ("port", "max_size", "buffer_size", "bind_hostname"),
+        {"max_size": TCP_MAX_SIZE, "buffer_size": TCP_BUFFER_SIZE, "bind_hostname": ""},
+        first_is((socket.socket, type(None)), negate=True),
+    ),
+    Overload(("acceptor", "max_size"), {"max_size": TCP_MAX_SIZE}, first_is(socket.socket)),
+)
 
 
 def make_tcp_reader(core: StreamCore, *args: Any, **kwargs: Any) -> TcpReader:
-    if args:
-        first = args[0]
-    elif "acceptor" in kwargs:
-        first = kwargs["acceptor"]
-    else:
-        first = kwargs.get("port")
-    names: tuple[str, ...]
-    if isinstance(first, socket.socket):
-        names = ("acceptor", "max_size")
-        defaults: dict[str, Any] = {"max_size": DEFAULT_MAX_SIZE}
-    else:
-        names = ("port", "max_size", "buffer_size", "bind_hostname")
-        defaults = {"max_size": DEFAULT_MAX_SIZE, "buffer_size": DEFAULT_BUFFER_SIZE, "bind_hostname": ""}
-    if len(args) > len(names) or any(k not in names for k in kwargs) or first is None:
-        raise TypeError(OVERLOADS)
-    bound = dict(zip(names, args, strict=False))
-    for key, value in kwargs.items():
-        if key in bound:
-            raise TypeError(OVERLOADS)
-        bound[key] = value
-    for key, value in defaults.items():
-        bound.setdefault(key, value)
-    if names[0] not in bound:
-        raise TypeError(OVERLOADS)
-    if isinstance(first, socket.socket):
+    which, bound = resolve_overload("add_tcp_reader", OVERLOADS, args, kwargs)
+    if which == 1:
         return _from_acceptor(core, bound["acceptor"], bound["max_size"])
     return _listen(core, **bound)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import os
 import socket
@@ -25,9 +24,11 @@ import struct
 import sys
 import weakref
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, cast
 
 from spead2._kernel import ffi, lib
+from spead2._overload import UDP_BUFFER_SIZE, UDP_MAX_SIZE, Overload, Test, first_is, resolve_overload
 from spead2.recv._core import StreamCore
 from spead2.recv._readers._net import (
     ReaderValueError,
@@ -47,8 +48,6 @@ from spead2.recv._readers._net import (
 
 _logger = logging.getLogger("spead2")
 
-DEFAULT_MAX_SIZE = 9200
-DEFAULT_BUFFER_SIZE = 8 * 1024 * 1024
 #: Datagram buffers per reader (the largest batch).
 N_SLOTS = 64
 #: Batches read per loop callback, so that one busy socket does not starve the loop.
@@ -81,10 +80,10 @@ class UdpReader:
                 sock.close()
                 raise MemoryError("cannot allocate the UDP reader's buffers")
             # The loop's handle holds the C reader, and C uses the callback and the kernel stream:
-            # the C reader's destructor holds both, so neither can go while the loop may still
+            # the C reader's destructor keeps both, so neither can go while the loop may still
             # call it (and the callback holds this object weakly: no cycle).
             notify = ffi.callback("void(int, int)", functools.partial(_notify, weakref.ref(self)))
-            self._native = ffi.gc(raw, functools.partial(_free_native, notify, core.kernel))
+            self._native = ffi.gc(raw, _FreeNative(notify, core.kernel))
             self._notify = notify
         self._kernel = core.kernel
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -110,9 +109,8 @@ class UdpReader:
             lib.sp2_udp_reader_attach(
                 self._native, self._kernel, self._fd, MAX_BATCHES, self._notify, notify_heaps
             )
-            if self._core.on_heaps is None:
-                # The blocking façade: the loop thread only serves readers, so it may nap to
-                # coalesce wake-ups (not the asyncio façade: that loop is the user's).
+            if self._core.dedicated_loop:
+                # (not on the asyncio façade's loop: that loop is the user's)
                 lib.sp2_udp_reader_set_nap(self._native, COALESCE_NS)
             try:
                 self._register()
@@ -257,8 +255,16 @@ def _notify(reader_ref: weakref.ref[UdpReader], status: int, err: int) -> None:
         _logger.exception("UDP reader: error while handling status %d", status)
 
 
-def _free_native(notify: Any, kernel: Any, raw: Any) -> None:
-    lib.sp2_udp_reader_free(raw)
+class _FreeNative:
+    """Destructor of a C reader, which keeps what the C reader points to alive until it runs."""
+
+    __slots__ = ("keep",)
+
+    def __init__(self, *keep: Any) -> None:
+        self.keep = keep
+
+    def __call__(self, raw: Any) -> None:
+        lib.sp2_udp_reader_free(raw)
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -278,93 +284,56 @@ class _Protocol(asyncio.DatagramProtocol):
 
 # ---- the overloads of add_udp_reader ----
 
-
-def _ov_port(
-    port: Any,
-    max_size: Any = DEFAULT_MAX_SIZE,
-    buffer_size: Any = DEFAULT_BUFFER_SIZE,
-    bind_hostname: Any = "",
-) -> None: ...
-
-
-def _ov_socket(socket: Any, max_size: Any = DEFAULT_MAX_SIZE) -> None: ...
-
-
-def _ov_ipv4(
-    multicast_group: Any,
-    port: Any,
-    max_size: Any = DEFAULT_MAX_SIZE,
-    buffer_size: Any = DEFAULT_BUFFER_SIZE,
-    interface_address: Any = "0.0.0.0",
-) -> None: ...
-
-
-def _ov_ipv6(
-    multicast_group: Any,
-    port: Any,
-    max_size: Any = DEFAULT_MAX_SIZE,
-    buffer_size: Any = DEFAULT_BUFFER_SIZE,
-    interface_index: Any = 0,
-) -> None: ...
-
-
-_SIZES = f"max_size={DEFAULT_MAX_SIZE}, buffer_size={DEFAULT_BUFFER_SIZE}"
-OVERLOADS = f"""add_udp_reader() takes one of:
-    (port, {_SIZES}, bind_hostname='')
-    (socket, max_size={DEFAULT_MAX_SIZE})
-    (multicast_group, port, {_SIZES}, interface_address='0.0.0.0')
-    (multicast_group, port, {_SIZES}, interface_index=0)"""
-
-
-def _try_bind(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
-    except TypeError:
-        return None
-    bound.apply_defaults()
-    return dict(bound.arguments)
+_SIZES = {"max_size": UDP_MAX_SIZE, "buffer_size": UDP_BUFFER_SIZE}
 
 
 def _is_int(value: Any) -> bool:
     return hasattr(value, "__index__") and not isinstance(value, bool | str)
 
 
+def _multicast_applies(ipv6: bool) -> Test:
+    """A group with an interface of the overload's kind (an index for IPv6, an address for
+    IPv4); with no interface given, the family the group resolves to decides."""
+    own = "interface_index" if ipv6 else "interface_address"
+
+    def test(bound: Mapping[str, Any], given: frozenset[str]) -> bool:
+        if not isinstance(bound["multicast_group"], str):
+            return False
+        if own in given:
+            return _is_int(bound[own]) == ipv6
+        return _group_is_ipv6(bound["multicast_group"]) == ipv6
+
+    return test
+
+
+OVERLOADS = (
+    Overload(
+        ("port", "max_size", "buffer_size", "bind_hostname"),
+        {**_SIZES, "bind_hostname": ""},
+        first_is((socket.socket, str), negate=True),
+    ),
+    Overload(("socket", "max_size"), {"max_size": UDP_MAX_SIZE}, first_is(socket.socket)),
+    Overload(
+        ("multicast_group", "port", "max_size", "buffer_size", "interface_address"),
+        {**_SIZES, "interface_address": "0.0.0.0"},
+        _multicast_applies(ipv6=False),
+    ),
+    Overload(
+        ("multicast_group", "port", "max_size", "buffer_size", "interface_index"),
+        {**_SIZES, "interface_index": 0},
+        _multicast_applies(ipv6=True),
+    ),
+)
+
+
 def make_udp_reader(core: StreamCore, *args: Any, **kwargs: Any) -> UdpReader:
     """Picks the overload the arguments match (as the reference does) and sets the socket up."""
-    if args:
-        first = args[0]
-    elif "socket" in kwargs:
-        first = kwargs["socket"]
-    elif "multicast_group" in kwargs:
-        first = kwargs["multicast_group"]
-        if not isinstance(first, str):
-            raise TypeError(f"multicast_group must be a str, not {type(first).__name__}")
-    else:
-        first = kwargs.get("port")
-    if isinstance(first, socket.socket):
-        bound = _try_bind(_ov_socket, args, kwargs)
-        if bound is not None:
-            return _from_socket(core, bound["socket"], bound["max_size"])
-    elif isinstance(first, str):
-        ipv6 = _try_bind(_ov_ipv6, args, kwargs)
-        ipv4 = _try_bind(_ov_ipv4, args, kwargs)
-        if ipv4 is not None and ipv6 is not None:
-            # Neither interface given (or given positionally): by its type, else by the family
-            # of the group (the reference would insist on IPv4 here).
-            if len(args) >= 5:
-                use_ipv6 = _is_int(args[4])
-            else:
-                use_ipv6 = _group_is_ipv6(ipv4["multicast_group"], ipv4["port"])
-            return _multicast(core, **(ipv6 if use_ipv6 else ipv4))
-        if ipv4 is not None:
-            return _multicast(core, **ipv4)
-        if ipv6 is not None:
-            return _multicast(core, **ipv6)
-    elif first is not None:
-        bound = _try_bind(_ov_port, args, kwargs)
-        if bound is not None:
-            return _unicast(core, **bound)
-    raise TypeError(OVERLOADS)
+    which, bound = resolve_overload("add_udp_reader", OVERLOADS, args, kwargs)
+    if which == 0:
+        return _unicast(core, **bound)
+    if which == 1:
+        return _from_socket(core, bound["socket"], bound["max_size"])
+    return _multicast(core, **bound)
 
 
 def _sizes(max_size: Any, buffer_size: Any) -> tuple[int, int]:
@@ -424,11 +393,11 @@ def _from_socket(core: StreamCore, sock: socket.socket, max_size: Any) -> UdpRea
     try:
         rcvbuf = own.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     except OSError:  # pragma: no cover
-        rcvbuf = DEFAULT_BUFFER_SIZE
+        rcvbuf = UDP_BUFFER_SIZE
     return UdpReader(core, own, max_size, _backlog_limit(rcvbuf))
 
 
-def _group_is_ipv6(group: Any, port: Any) -> bool:
+def _group_is_ipv6(group: Any) -> bool:
     if not isinstance(group, str):
         return False
     try:
