@@ -55,6 +55,7 @@ struct sp2_sender {
     int transport;
     int fd;
     uint32_t n_substreams;
+    uint64_t max_packet_size;
     endpoint *endpoints;
     size_t scratch_size;
     uint8_t *scratch;                 /* BATCH packets' headers and copied payload */
@@ -119,6 +120,7 @@ sp2_sender *sp2_sender_new(int transport, int fd, uint32_t n_substreams, uint64_
     s->transport = transport;
     s->fd = fd;
     s->n_substreams = n_substreams;
+    s->max_packet_size = max_packet_size;
     s->scratch_size = (size_t) (max_packet_size & ~(uint64_t) 7);
     s->scratch = malloc(s->scratch_size * BATCH + 1);
     s->endpoints = calloc(n_substreams, sizeof(endpoint));
@@ -221,6 +223,22 @@ void sp2_sender_push(sp2_sender *s, sp2_send_group *g)
     s->tail = g;
     if (s->gen == NULL)
         s->gen = g;
+}
+
+int sp2_sender_push_one(sp2_sender *s, sp2_send_slot *slot, const sp2_send_heap *heap, uint64_t cnt,
+                        uint32_t substream, double rate, uint64_t token)
+{
+    int status = sp2_packet_iter_init(&slot->ref.it, heap, cnt, s->max_packet_size);
+    if (status != SP2_SEND_OK)
+        return status;
+    slot->ref.substream = substream;
+    slot->ref.rate = rate;
+    slot->group.refs = &slot->ref;
+    slot->group.n_refs = 1;
+    slot->group.mode = SP2_GROUP_SERIAL;
+    slot->group.token = token;
+    sp2_sender_push(s, &slot->group);
+    return SP2_SEND_OK;
 }
 
 /* Moves finished groups from the front of the queue to the done list. */

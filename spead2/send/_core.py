@@ -19,12 +19,11 @@ import select
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from spead2._kernel import check_pointer, ffi, lib
 from spead2.send._config import StreamConfig
-from spead2.send._heap import HeapReference, init_packet_iter
+from spead2.send._heap import Heap, HeapReference, encode_error, init_packet_iter
 
 _logger = logging.getLogger("spead2")
 
@@ -35,13 +34,14 @@ _PACKETS_PER_CALLBACK = 1024
 Done = Callable[[int, int], None]
 
 
-@dataclass
-class _Pending:
-    group: Any
-    refs: Any
-    keep: list[Any]
+class _Pending(NamedTuple):
+    """A queued group: its C memory (and what it points into), and who to tell when done."""
+
+    c_data: Any
+    keep: Any
     n_heaps: int
-    done: Done
+    done: Done | None
+    slot: Any  # the reusable sp2_send_slot of a single heap, else None
 
 
 def _release(resources: list[Any]) -> None:
@@ -87,6 +87,7 @@ class SendCore:
             lib.sp2_sender_enable_gso(self.sender)
         self._on_packets = on_packets
         self._pending: dict[int, _Pending] = {}
+        self._free_slots: list[Any] = []
         self._tokens = itertools.count(1)
         self._heaps_in_flight = 0
         self._next_cnt = 1
@@ -112,20 +113,55 @@ class SendCore:
         self._next_cnt = next
         self._cnt_step = step
 
-    def _check(self, refs: Sequence[HeapReference]) -> None:
-        if not refs:
+    def _check(self, n_heaps: int) -> None:
+        if n_heaps == 0:
             _logger.warning("Empty heap group")
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         broken = lib.sp2_sender_broken(self.sender)
         if broken:
             raise OSError(broken, os.strerror(broken))
-        if self._heaps_in_flight + len(refs) > self.config.max_heaps:
+        if self._heaps_in_flight + n_heaps > self.config.max_heaps:
             raise _send_error(errno.EAGAIN, "queue is full")
-        for ref in refs:
-            if not 0 <= ref.substream_index < self.n_substreams:
-                raise _send_error(errno.EINVAL, "substream index is out of range")
-            if ref.cnt >= 1 << ref.heap.flavour.heap_address_bits:
-                raise _send_error(errno.EINVAL, "cnt is out of range")
+
+    def _check_ref(self, heap: Heap, cnt: int, substream_index: int) -> None:
+        if not 0 <= substream_index < self.n_substreams:
+            raise _send_error(errno.EINVAL, "substream index is out of range")
+        if cnt >= 1 << heap._flavour.heap_address_bits:
+            raise _send_error(errno.EINVAL, "cnt is out of range")
+
+    def _auto_cnt(self, heap: Heap) -> int:
+        cnt = self._next_cnt & ((1 << heap._flavour.heap_address_bits) - 1)
+        self._next_cnt += self._cnt_step
+        return cnt
+
+    def submit_one(self, heap: Heap, cnt: int, substream_index: int, rate: float, done: Done | None) -> Any:
+        """Queues one heap (the common case, with less work than :meth:`submit`); returns its
+        ``sp2_send_slot``, whose group holds the outcome once it is done (until the next
+        submit)."""
+        if not isinstance(heap, Heap):
+            raise TypeError(f"heap must be a spead2.send.Heap, not {type(heap).__name__}")
+        self._check(1)
+        self._check_ref(heap, cnt, substream_index)
+        c_heap = heap._c_heap()
+        slot = self._free_slots.pop() if self._free_slots else ffi.new("sp2_send_slot *")
+        token = next(self._tokens)
+        status = lib.sp2_sender_push_one(
+            self.sender,
+            slot,
+            c_heap,
+            cnt if cnt >= 0 else self._next_cnt & ((1 << heap._flavour.heap_address_bits) - 1),
+            substream_index,
+            rate if rate >= 0.0 else self.config.rate,
+            token,
+        )
+        if status != lib.SP2_SEND_OK:
+            self._free_slots.append(slot)
+            raise encode_error(status)
+        if cnt < 0:
+            self._next_cnt += self._cnt_step
+        self._pending[token] = _Pending(slot, heap._c, 1, done, slot)
+        self._heaps_in_flight += 1
+        return slot
 
     def submit(self, refs: Sequence[HeapReference], mode: int, done: Done) -> None:
         """Queues the heaps as one group; ``done`` is called once all are sent or have failed.
@@ -133,8 +169,10 @@ class SendCore:
 
         Raises OSError (the reference's errnos) or ValueError (a heap that cannot be encoded)
         instead of queueing anything."""
-        self._check(refs)
         n = len(refs)
+        self._check(n)
+        for ref in refs:
+            self._check_ref(ref.heap, ref.cnt, ref.substream_index)
         c_refs = ffi.new("sp2_send_ref[]", n)
         keep: list[Any] = []
         for c_ref, ref in zip(c_refs, refs, strict=True):
@@ -143,18 +181,13 @@ class SendCore:
             c_ref.substream = ref.substream_index
             c_ref.rate = ref.rate if ref.rate >= 0.0 else self.config.rate
         for c_ref, ref in zip(c_refs, refs, strict=True):
-            mask = (1 << ref.heap.flavour.heap_address_bits) - 1
-            if ref.cnt >= 0:
-                c_ref.it.cnt = ref.cnt
-            else:
-                c_ref.it.cnt = self._next_cnt & mask
-                self._next_cnt += self._cnt_step
+            c_ref.it.cnt = ref.cnt if ref.cnt >= 0 else self._auto_cnt(ref.heap)
         group = ffi.new("sp2_send_group *")
         group.refs = c_refs
         group.n_refs = n
         group.mode = mode
         group.token = token = next(self._tokens)
-        self._pending[token] = _Pending(group, c_refs, keep, n, done)
+        self._pending[token] = _Pending((group, c_refs), keep, n, done, None)
         self._heaps_in_flight += n
         lib.sp2_sender_push(self.sender, group)
 
@@ -199,7 +232,10 @@ class SendCore:
                 return
             pending = self._pending.pop(group.token)
             self._heaps_in_flight -= pending.n_heaps
-            pending.done(group.error, group.bytes)
+            if pending.slot is not None:
+                self._free_slots.append(pending.slot)
+            if pending.done is not None:
+                pending.done(group.error, group.bytes)
 
     def _writable(self) -> None:
         assert self.loop is not None

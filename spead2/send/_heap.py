@@ -41,11 +41,16 @@ _ENCODE_ERRORS = {
 }
 
 
+def encode_error(status: int) -> ValueError:
+    """The error for an ``sp2_send_error`` status."""
+    return ValueError(_ENCODE_ERRORS.get(status, f"heap cannot be encoded (status {status})"))
+
+
 def init_packet_iter(it: Any, heap: Heap, cnt: int, max_packet_size: int) -> None:
     """Prepares the C iterator ``it`` over ``heap``; raises ValueError if it cannot be encoded."""
     status = lib.sp2_packet_iter_init(it, heap._c_heap(), cnt, max_packet_size)
     if status != lib.SP2_SEND_OK:
-        raise ValueError(_ENCODE_ERRORS.get(status, f"heap cannot be encoded (status {status})"))
+        raise encode_error(status)
 
 
 class _Entry:

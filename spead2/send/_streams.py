@@ -7,6 +7,7 @@ builder makes the core the same way for both.
 
 from __future__ import annotations
 
+import operator
 import os
 import socket
 import threading
@@ -162,7 +163,14 @@ class SyncStream(Stream):
 
     def send_heap(self, heap: Heap, cnt: int = -1, substream_index: int = 0, rate: float = -1.0) -> int:
         """Sends one heap and waits until it is sent; raises OSError if it could not be."""
-        return self._send([HeapReference(heap, cnt=cnt, substream_index=substream_index, rate=rate)], 1)
+        cnt, substream_index, rate = operator.index(cnt), operator.index(substream_index), float(rate)
+        with self._lock:
+            slot = self._core.submit_one(heap, cnt, substream_index, rate, None)
+            self._core.drain()
+            code, sent = slot.group.error, slot.group.bytes
+        if code:
+            raise outcome_error(code)
+        return int(sent)
 
     def send_heaps(self, heaps: Any, mode: GroupMode) -> int:
         """Sends a group of heaps (packets ordered by ``mode``) and waits until all are sent."""

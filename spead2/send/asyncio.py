@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import operator
 import socket
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from spead2._inproc import InprocQueue
 from spead2._threadpool import ThreadPool
 from spead2.send._config import GroupMode, StreamConfig
-from spead2.send._core import SendCore
-from spead2.send._heap import Heap, HeapReference
+from spead2.send._core import Done, SendCore
+from spead2.send._heap import Heap
 from spead2.send._sockets import TCP_DEFAULT_BUFFER_SIZE, UDP_DEFAULT_BUFFER_SIZE, tcp_args, tcp_socket
 from spead2.send._streams import (
     Stream,
@@ -71,18 +72,20 @@ class AsyncStream(Stream):
         self, heap: Heap, cnt: int = -1, substream_index: int = 0, rate: float = -1.0
     ) -> asyncio.Future[int]:
         """Queues a heap; the future gives the bytes sent (not a coroutine: queueing is now)."""
-        return self._async_send([HeapReference(heap, cnt=cnt, substream_index=substream_index, rate=rate)], 1)
+        cnt, substream_index, rate = operator.index(cnt), operator.index(substream_index), float(rate)
+        return self._queue(lambda done: self._core.submit_one(heap, cnt, substream_index, rate, done))
 
     def async_send_heaps(self, heaps: Any, mode: GroupMode) -> asyncio.Future[int]:
         """Queues a group of heaps; one future for all of them."""
-        return self._async_send(_references(heaps), _mode(mode))
+        refs, group_mode = _references(heaps), _mode(mode)
+        return self._queue(lambda done: self._core.submit(refs, group_mode, done))
 
-    def _async_send(self, refs: Sequence[HeapReference], mode: int) -> asyncio.Future[int]:
+    def _queue(self, submit: Callable[[Done], object]) -> asyncio.Future[int]:
         loop = _current_loop()
         self._core.bind(loop)
         future: asyncio.Future[int] = loop.create_future()
         try:
-            self._core.submit(refs, mode, functools.partial(_resolve, future))
+            submit(functools.partial(_resolve, future))
         except OSError as exc:
             future.set_exception(exc)
             return future

@@ -81,6 +81,12 @@ typedef struct sp2_send_group {
     struct sp2_send_group *next;
 } sp2_send_group;
 
+/* One heap queued on its own (send_heap): its group and ref in one allocation, reusable. */
+typedef struct sp2_send_slot {
+    sp2_send_group group;
+    sp2_send_ref ref;
+} sp2_send_slot;
+
 typedef enum sp2_transport {
     SP2_TRANSPORT_UDP = 0,
     SP2_TRANSPORT_TCP = 1,
@@ -108,6 +114,10 @@ int sp2_sender_enable_gso(sp2_sender *s);
 int sp2_sender_gso_active(const sp2_sender *s);
 /* Queues a group whose refs were initialised with sp2_packet_iter_init. */
 void sp2_sender_push(sp2_sender *s, sp2_send_group *group);
+/* Prepares slot for one heap (cut with the stream's packet size) and queues it; returns an
+ * sp2_send_error, and queues nothing unless it is SP2_SEND_OK. */
+int sp2_sender_push_one(sp2_sender *s, sp2_send_slot *slot, const sp2_send_heap *heap, uint64_t cnt,
+                        uint32_t substream, double rate, uint64_t token);
 int sp2_sender_run(sp2_sender *s, uint32_t max_packets, int64_t *wake_ns);
 /* Finished groups, in the order they were pushed; NULL when there are none. */
 sp2_send_group *sp2_sender_pop_done(sp2_sender *s);
