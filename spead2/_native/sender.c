@@ -17,6 +17,7 @@
 #include <unistd.h>
 #endif
 #ifdef __linux__
+#include <sys/prctl.h>
 #include <sys/timerfd.h>
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -80,7 +81,8 @@ struct sp2_sender {
     precise_time std_time;            /* lower bound from the standard rate */
     precise_time fast_time;           /* lower bound from the catch-up rate */
     int idle;
-    int limited;                      /* the burst being built is paced */
+    int limited;
+    int64_t spin_ns;                      /* the burst being built is paced */
     /* memory transport */
     uint8_t *mem;
     size_t mem_size, mem_cap;
@@ -133,6 +135,7 @@ sp2_sender *sp2_sender_new(int transport, int fd, uint32_t n_substreams, uint64_
     s->burst_rate_ratio = burst_rate_ratio;
     s->burst_size = burst_size;
     s->idle = 1;
+    s->spin_ns = 30000;
     return s;
 }
 
@@ -626,13 +629,44 @@ static int must_wait(sp2_sender *s, int64_t *wake_ns)
         s->idle = 0;
     }
     precise_time next = time_after(&s->fast_time, &s->std_time) ? s->fast_time : s->std_time;
-    if (next.ns > now)
+    if (next.ns - now > s->spin_ns)
     {
-        *wake_ns = next.ns;
+        *wake_ns = next.ns - s->spin_ns;
         return 1;
     }
+    while (now < next.ns)
+        now = sp2_now_ns();
     s->burst_start_ns = now;
     return 0;
+}
+
+void sp2_sender_set_spin(sp2_sender *s, int64_t spin_ns)
+{
+    s->spin_ns = spin_ns > 0 ? spin_ns : 0;
+}
+
+void sp2_sleep_until(int64_t deadline_ns)
+{
+#ifdef _WIN32
+    int64_t left = deadline_ns - sp2_now_ns();
+    if (left > 0)
+        Sleep((DWORD) (left / 1000000));
+#else
+#ifdef __linux__
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    if (slack > 1000)
+        prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
+#endif
+    struct timespec ts;
+    ts.tv_sec = (time_t) (deadline_ns / 1000000000);
+    ts.tv_nsec = (long) (deadline_ns % 1000000000);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+#ifdef __linux__
+    if (slack > 1000)
+        prctl(PR_SET_TIMERSLACK, (unsigned long) slack, 0, 0, 0);
+#endif
+#endif
 }
 
 int sp2_sender_run(sp2_sender *s, uint32_t max_packets, int64_t *wake_ns)

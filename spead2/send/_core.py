@@ -16,7 +16,6 @@ import itertools
 import logging
 import os
 import select
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -83,6 +82,7 @@ class SendCore:
         for index, (address, port, scope_id) in enumerate(endpoints):
             if lib.sp2_sender_set_endpoint(self.sender, index, address.encode(), port, scope_id) != 0:
                 raise ValueError(f"not a numeric IP address: {address!r}")
+        lib.sp2_sender_set_spin(self.sender, int(os.environ.get("SPEAD2_SEND_SPIN_NS", "30000")))
         if transport == lib.SP2_TRANSPORT_UDP and os.environ.get("SPEAD2_SEND_GSO", "1") != "0":
             lib.sp2_sender_enable_gso(self.sender)
         self._on_packets = on_packets
@@ -274,7 +274,7 @@ class SendCore:
             if status == lib.SP2_RUN_IDLE:
                 return
             if status == lib.SP2_RUN_SLEEP:
-                time.sleep(max(0.0, (self._wake[0] - lib.sp2_send_now_ns()) * 1e-9))
+                lib.sp2_sleep_until(self._wake[0])
             elif status == lib.SP2_RUN_BLOCKED:
                 select.select([], [self.fd], [], 1.0)
 

@@ -133,6 +133,11 @@ size_t sp2_sender_memory_packets(const sp2_sender *s, const uint32_t **sizes,
 void sp2_sender_memory_clear(sp2_sender *s);
 
 int64_t sp2_send_now_ns(void);
+/* Pacing precision: a wait shorter than spin_ns is spent spinning in sp2_sender_run, and a longer
+ * one is reported (SP2_RUN_SLEEP) spin_ns early, so that a late wake-up still ends on time. */
+void sp2_sender_set_spin(sp2_sender *s, int64_t spin_ns);
+/* Sleeps (GIL released, timer slack cut to 1 us where Linux allows) until deadline_ns. */
+void sp2_sleep_until(int64_t deadline_ns);
 /* A timer fd for sub-millisecond deadlines (Linux timerfd); -1 where there is none. */
 int sp2_timer_fd_new(void);
 int sp2_timer_fd_arm(int fd, int64_t deadline_ns);
