@@ -32,8 +32,8 @@ from kernel_harness import Kernel, packet, pointer
 import spead2
 import spead2.recv
 import spead2.recv.asyncio
+from spead2._drops import drop_reason_value
 from spead2._kernel import lib
-from spead2.recv._stats import drop_reason_value
 from spead2.tools._encode import Encoder, Heap, Item
 
 GiB = 1 << 30

@@ -275,8 +275,7 @@ static sp2_drop_reason check_placement(const sp2_config *c, const sp2_live_heap 
     }
     else
     {
-        if (!c->allow_unsized_heaps)
-            return SP2_DROP_UNSIZED;
+        /* (a packet without HEAP_LENGTH while allow_unsized_heaps is off never gets here) */
         if (h->heap_length >= 0 && end > (uint64_t) h->heap_length)
             return SP2_DROP_BEYOND_HEAP;
         if (end > c->max_heap_size)

@@ -144,6 +144,11 @@ struct sp2_stream {
     int (*sink)(void *ctx, sp2_stream *s, const sp2_packet *p);
     void *sink_ctx;
     int sink_full;
+    /* owner thread: the first drop of each reason and incomplete heap since last taken */
+    sp2_drop_note notes[SP2_DROP_COUNT];
+    uint8_t noted[SP2_DROP_COUNT];
+    sp2_heap_note heap_note;
+    int heap_noted;
 };
 
 enum { SP2_SINK_TAKEN = 0, SP2_SINK_STOP = 1, SP2_SINK_FULL = 2 };

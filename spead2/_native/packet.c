@@ -5,6 +5,8 @@ sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2
 {
     out->info.size = 0;
     out->info.n_items = 0;
+    out->info.header_address_bits = 0;
+    out->info.header_pointer_bits = 0;
     if (size < 8)
         return SP2_DROP_TOO_SHORT;
     uint64_t header = sp2_load_be64(data);
@@ -14,6 +16,8 @@ sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2
         return SP2_DROP_BAD_VERSION;
     unsigned id_bytes = (unsigned) ((header >> 40) & 0xff);
     unsigned address_bytes = (unsigned) ((header >> 32) & 0xff);
+    out->info.header_address_bits = (uint16_t) (address_bytes * 8);
+    out->info.header_pointer_bits = (uint16_t) ((id_bytes + address_bytes) * 8);
     if (id_bytes + address_bytes != 8 || address_bytes == 0 || address_bytes == 8)
         return SP2_DROP_BAD_FLAVOUR;
     uint32_t n_items = (uint32_t) (header & 0xffff);
@@ -82,6 +86,8 @@ int sp2_decode_packet(const uint8_t *data, size_t size, int exact_size, sp2_pack
         memset(out, 0, sizeof(*out));
         out->size = packet.info.size;
         out->n_items = packet.info.n_items;
+        out->header_address_bits = packet.info.header_address_bits;
+        out->header_pointer_bits = packet.info.header_pointer_bits;
     }
     return ret;
 }

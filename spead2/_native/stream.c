@@ -88,10 +88,47 @@ static sp2_live_heap *scratch(sp2_stream *s)
     return &s->live[(size_t) s->config.max_heaps * s->config.substreams];
 }
 
-static void count_drop(sp2_stream *s, sp2_drop_reason reason)
+/* Counts a dropped packet (info: what its header said, NULL if no packet; bytes: its size). */
+static void count_drop(sp2_stream *s, sp2_drop_reason reason, const sp2_packet_info *info, uint64_t bytes,
+                       int decoded)
 {
     s->batch.drops[reason]++;
     s->drops_total++;
+    if (s->noted[reason])
+        return;
+    sp2_drop_note *note = &s->notes[reason];
+    memset(note, 0, sizeof(*note));
+    if (info && decoded)
+        note->info = *info;
+    else if (info)
+    {
+        /* an undecoded packet's header holds only these (the rest was not filled in) */
+        note->info.size = info->size;
+        note->info.n_items = info->n_items;
+        note->info.header_address_bits = info->header_address_bits;
+        note->info.header_pointer_bits = info->header_pointer_bits;
+    }
+    note->bytes = bytes;
+    note->decoded = (uint8_t) decoded;
+    s->noted[reason] = 1;
+}
+
+int sp2_stream_take_drop_note(sp2_stream *s, int reason, sp2_drop_note *out)
+{
+    if (reason <= SP2_DROP_NONE || reason >= SP2_DROP_COUNT || !s->noted[reason])
+        return 0;
+    *out = s->notes[reason];
+    s->noted[reason] = 0;
+    return 1;
+}
+
+int sp2_stream_take_heap_note(sp2_stream *s, sp2_heap_note *out)
+{
+    if (!s->heap_noted)
+        return 0;
+    *out = s->heap_note;
+    s->heap_noted = 0;
+    return 1;
 }
 
 void sp2_stream_count_drop(sp2_stream *s, int reason, uint64_t n)
@@ -102,6 +139,11 @@ void sp2_stream_count_drop(sp2_stream *s, int reason, uint64_t n)
     s->totals.drops[reason] += n;
     sp2_mutex_unlock(&s->stats_lock);
     s->drops_total += n;
+    if (n && !s->noted[reason])
+    {
+        memset(&s->notes[reason], 0, sizeof(s->notes[reason]));
+        s->noted[reason] = 1;
+    }
 }
 
 uint64_t sp2_stream_drops_total(sp2_stream *s)
@@ -123,13 +165,20 @@ static void finish(sp2_stream *s, sp2_live_heap *h, int why)
     }
     if (!contiguous && s->config.contiguous_only)
     {
+        if (!s->heap_noted)
+        {
+            s->heap_note.cnt = h->cnt;
+            s->heap_note.received_length = h->received_length;
+            s->heap_note.heap_length = h->heap_length;
+            s->heap_noted = 1;
+        }
         sp2_live_heap_discard(h, s->allocator);
         return;
     }
     sp2_heap_impl *impl = sp2_live_heap_freeze(s, h, contiguous);
     if (!impl)
     {
-        count_drop(s, SP2_DROP_NO_MEMORY);
+        count_drop(s, SP2_DROP_NO_MEMORY, NULL, 0, 0);
         return;
     }
     if (sp2_ring_push(&s->ring, impl))
@@ -227,7 +276,6 @@ static sp2_live_heap *find_heap(sp2_stream *s, uint32_t sub, int64_t cnt)
         uint32_t idx = (head + max_heaps - i) % max_heaps;
         if (!slots[idx].in_use)
             continue;
-        s->batch.search_dist++;
         if (slots[idx].cnt == cnt)
         {
             s->last_hit[sub] = idx;
@@ -264,7 +312,7 @@ static sp2_live_heap *start_heap(sp2_stream *s, const sp2_packet *p, int single)
     sp2_drop_reason why = sp2_live_heap_add_packet(s, h, p);
     if (why != SP2_DROP_NONE)
     {
-        count_drop(s, why);
+        count_drop(s, why, &p->info, p->info.size, 1);
         sp2_live_heap_discard(h, s->allocator);
         return NULL;
     }
@@ -289,14 +337,25 @@ static int process_packet(sp2_stream *s, const sp2_packet *p)
     s->batch.packets++;
     s->batch_packets++;
     const sp2_packet_info *pi = &p->info;
+    if (pi->heap_length < 0 && !s->config.allow_unsized_heaps)
+    {
+        count_drop(s, SP2_DROP_UNSIZED, pi, pi->size, 1);
+        return 0;
+    }
     int single = pi->heap_length >= 0 && pi->payload_offset == 0 && pi->payload_length == pi->heap_length;
-    sp2_live_heap *h = single ? NULL : find_heap(s, substream_of(&s->config, pi->heap_cnt), pi->heap_cnt);
+    sp2_live_heap *h = NULL;
+    if (!single)
+    {
+        /* as the reference counts it: one per packet matched to the live heaps, however far */
+        s->batch.search_dist++;
+        h = find_heap(s, substream_of(&s->config, pi->heap_cnt), pi->heap_cnt);
+    }
     if (h)
     {
         sp2_drop_reason why = sp2_live_heap_add_packet(s, h, p);
         if (why != SP2_DROP_NONE)
         {
-            count_drop(s, why);
+            count_drop(s, why, &p->info, p->info.size, 1);
             return 0;
         }
     }
@@ -350,7 +409,7 @@ int sp2_stream_add_datagrams(sp2_stream *s, const uint8_t *const *data, const si
         sp2_drop_reason why = sp2_decode(data[i], sizes[i], 1, &p);
         i++;
         if (why != SP2_DROP_NONE)
-            count_drop(s, why);
+            count_drop(s, why, &p.info, sizes[i - 1], 0);
         else if (process_packet(s, &p))
             status = SP2_STOPPED;
         if (status == SP2_OK && must_pause(s))
@@ -380,7 +439,8 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
         }
         if (why != SP2_DROP_NONE || (max_packet && p.info.size > max_packet))
         {
-            count_drop(s, why != SP2_DROP_NONE && why != SP2_DROP_TOO_SHORT ? why : SP2_DROP_TOO_LARGE);
+            sp2_drop_reason counted = why != SP2_DROP_NONE && why != SP2_DROP_TOO_SHORT ? why : SP2_DROP_TOO_LARGE;
+            count_drop(s, counted, &p.info, left, why == SP2_DROP_NONE);
             status = SP2_BAD_PACKET;
             break;
         }

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from spead2._drops import drop_message, drop_reason_value, drops_from_kernel
 from spead2._kernel import ensure, ffi, lib
 from spead2._kstream import kernel_config, new_stream
 from spead2._memory import MemoryPool
 from spead2.recv._config import RingStreamConfig, StreamConfig
 from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
-from spead2.recv._stats import StreamStats, drop_reason_value, drops_from_kernel
+from spead2.recv._stats import StreamStats
 
 _logger = logging.getLogger("spead2")
 
@@ -90,6 +92,10 @@ class StreamCore:
         self.on_heaps: Callable[[], None] | None = None
         self._next_log = 0.0
         self._logged = StreamStats(self._stat_config)
+        self._allow_out_of_order = config.allow_out_of_order
+        self._conditions: set[str] = set()  # conditions whose reference line has been logged
+        self._note = ffi.new("sp2_drop_note *")
+        self._heap_note = ffi.new("sp2_heap_note *")
         self._pool_events = 0
 
     # ---- any thread ----
@@ -270,10 +276,32 @@ class StreamCore:
 
     # ---- logging, rate-limited to once a second ----
 
+    def _log_condition(self, level: int, message: str) -> None:
+        """Logs the reference's line of a condition the first time it occurs (a condition is
+        the line without its numbers); the summaries count the repeats."""
+        condition = re.sub(r"[0-9]+", "#", message)
+        if condition not in self._conditions:
+            self._conditions.add(condition)
+            _logger.log(level, "%s", message)
+
+    def _log_first_drop(self, reason: str) -> None:
+        value = drop_reason_value(reason)
+        if lib.sp2_stream_take_drop_note(self._stream, value, self._note):
+            self._log_condition(*drop_message(value, self._note, self._allow_out_of_order))
+
+    def _log_first_incomplete_heap(self) -> None:
+        note = self._heap_note
+        if lib.sp2_stream_take_heap_note(self._stream, note):
+            received, length = note.received_length, note.heap_length
+            message = f"dropped incomplete heap {note.cnt} ({received}/{length} bytes of payload)"
+            self._log_condition(logging.WARNING, message)
+
     def _log_anomalies(self) -> None:
         stats = self.stats()
         before, self._logged = self._logged, stats
         dropped = {k: v - before.drops[k] for k, v in stats.drops.items() if v != before.drops[k]}
+        for reason in dropped:
+            self._log_first_drop(reason)
         if dropped:
             detail = ", ".join(f"{n} {reason}" for reason, n in dropped.items())
             _logger.warning("dropped %d packet(s): %s", sum(dropped.values()), detail)
@@ -285,6 +313,7 @@ class StreamCore:
                 - before.incomplete_heaps_flushed
             )
             if lost:
+                self._log_first_incomplete_heap()
                 _logger.warning("dropped %d incomplete heap(s)", lost)
         if isinstance(self._allocator, MemoryPool):
             events = self._allocator._empty_events

@@ -6,27 +6,8 @@ import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from spead2._kernel import enum_names, lib
+from spead2._drops import DROP_REASONS
 from spead2.recv._config import CORE_STATS, StreamStatConfig
-
-#: Why packets were dropped (``StreamStats.drops``): the kernel's ``sp2_drop_reason`` values
-#: (``drops[i]`` of the kernel's statistics counts ``DROP_REASONS[i - 1]``).
-_REASON_VALUES: dict[str, int] = {
-    name: value
-    for value, name in enum_names("sp2_drop_reason", "SP2_DROP_").items()
-    if 0 < value < lib.SP2_DROP_COUNT
-}
-DROP_REASONS: tuple[str, ...] = tuple(_REASON_VALUES)
-
-
-def drop_reason_value(name: str) -> int:
-    """The kernel's sp2_drop_reason of a name of DROP_REASONS."""
-    return _REASON_VALUES[name]
-
-
-def drops_from_kernel(raw: Any) -> dict[str, int]:
-    """The ``drops`` of StreamStats from a kernel statistics array (``sp2_stats.drops``)."""
-    return {name: int(raw[value]) for name, value in _REASON_VALUES.items()}
 
 
 class StreamStats:

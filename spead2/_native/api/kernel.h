@@ -171,5 +171,26 @@ typedef struct sp2_packet_info {
     uint64_t size;                /* header + pointers + payload */
     uint32_t n_items;
     uint8_t heap_address_bits;
+    uint16_t header_address_bits; /* the flavour as the header states it (even an invalid one; */
+    uint16_t header_pointer_bits; /* 0 when the bytes hold no header), for messages */
 } sp2_packet_info;
 int sp2_decode_packet(const uint8_t *data, size_t size, int exact_size, sp2_packet_info *out);
+
+/* The first packet dropped for a reason since the note was last taken, for the log: the
+ * reference words some reasons more finely than the counters (and names sizes). */
+typedef struct sp2_drop_note {
+    sp2_packet_info info;         /* what its header said, as sp2_decode_packet fills it */
+    uint64_t bytes;               /* bytes it came in (0: counted by a reader, not the kernel) */
+    uint8_t decoded;              /* it decoded, and heap assembly rejected it */
+} sp2_drop_note;
+/* Owner thread: copies the note of `reason` to out and clears it; returns 0 if there is none. */
+int sp2_stream_take_drop_note(sp2_stream *stream, int reason, sp2_drop_note *out);
+
+/* The first incomplete heap dropped (contiguous_only) since the note was last taken. */
+typedef struct sp2_heap_note {
+    int64_t cnt;
+    uint64_t received_length;
+    int64_t heap_length;
+} sp2_heap_note;
+/* Owner thread: as sp2_stream_take_drop_note. */
+int sp2_stream_take_heap_note(sp2_stream *stream, sp2_heap_note *out);
