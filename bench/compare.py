@@ -5,7 +5,7 @@ the local ``spead2_bench`` before that name went to the reference's network benc
     In-memory decode speed (``add_buffer_reader``, no sockets).  With the project's benchmark
     harness (``bench/buffer_decode.py``) and a reference interpreter, it runs the harness, which
     compares both in one run.  Without them it runs a built-in version: a buffer made by this
-    package's encoder, decoded in a process of each interpreter found (ours, and the reference's
+    package's encoder (spead2.send), decoded in a process of each interpreter found (ours, and the reference's
     if there is one), figures side by side.
 ``udp``
     Highest lossless UDP loopback rate and receiver CPU per packet (``bench/udp_lossless.py``).
@@ -185,18 +185,19 @@ def make_buffer(path: Path, total: int, heap_size: int, packet_size: int) -> tup
     """Writes ``total`` bytes' worth of heaps of one uint8 item; returns (heaps, packets, bytes)."""
     import numpy as np
 
-    from spead2.tools._encode import Encoder, Heap, Item
+    import spead2.send
 
-    encoder = Encoder(48, packet_size)
+    group = spead2.send.ItemGroup(flavour=spead2.Flavour(4, 64, 48, 0))
+    group.add_item(
+        0x1000, "data", "payload", (heap_size,), np.uint8, value=np.arange(heap_size, dtype=np.uint8)
+    )
     n_heaps = max(1, total // heap_size)
-    descriptor = encoder.descriptor(0x1000, "data", "payload", (heap_size,), np.dtype(np.uint8))
-    payload = np.arange(heap_size, dtype=np.uint8).tobytes()
     packets = 0
     size = 0
     with open(path, "wb") as f:
         for cnt in range(1, n_heaps + 1):
-            heap = Heap(cnt, [Item(0x1000, payload)], [descriptor] if cnt == 1 else [])
-            for packet in encoder.packets(heap):
+            heap = group.get_heap(descriptors="stale", data="all")
+            for packet in spead2.send.PacketGenerator(heap, cnt, packet_size):
                 f.write(packet)
                 packets += 1
                 size += len(packet)

@@ -31,9 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np
+
 import spead2
 import spead2.recv
-from spead2.tools._encode import Encoder, Heap, Item
+import spead2.send
 
 _CNT = struct.Struct(">Q")
 
@@ -49,7 +51,11 @@ class Templates:
     def __init__(self, heap_packets: int, payload: int) -> None:
         self.size = heap_packets * payload  # item bytes: the cnt, then a pattern
         item = (bytes(8) + bytes(range(256)) * (self.size // 256 + 1))[: self.size]
-        packets = Encoder(max_packet_size=payload + 8 + 8 * 5).packets(Heap(1, [Item(0x1000, item)]))
+        heap = spead2.send.Heap()
+        heap.add_item(
+            spead2.Item(0x1000, "data", "", (self.size,), np.uint8, value=np.frombuffer(item, np.uint8))
+        )
+        packets = list(spead2.send.PacketGenerator(heap, 1, payload + 8 + 8 * 5))
         self.packets = [bytearray(p) for p in packets]
         self.n = len(packets)
         # HEAP_CNT is the first pointer: its low 40 bits at bytes 11..16; the item starts right
@@ -147,7 +153,8 @@ def main() -> int:
             while seen_packets() < progress["sent"] and time.monotonic() < deadline:
                 time.sleep(0.001)
             progress["lost_in_socket"] = progress["sent"] - seen_packets()
-            for p in Encoder().stop_packets(n_heaps + 1):
+            end = spead2.send.ItemGroup().get_end()
+            for p in spead2.send.PacketGenerator(end, n_heaps + 1, 1472):
                 udp_tx.send(p)
         queue.stop()
 
