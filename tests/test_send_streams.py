@@ -377,3 +377,45 @@ def test_udp_with_and_without_gso(
     stream.send_heap(make_group_end())
     assert decoded(list(receiver)) == {i + 1: i for i in range(N)}
     assert receiver.stats["packets"] == N * 15 + 1
+
+
+def test_udp_constructor_forms(thread_pool: spead2.ThreadPool) -> None:
+    """Every form of the reference's UdpStream constructor, positional and by keyword."""
+    endpoint = [("127.0.0.1", 8888)]
+    config = StreamConfig()
+    lo = socket.if_nametoindex("lo") if hasattr(socket, "if_nametoindex") else 1
+    forms: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((thread_pool, endpoint), {}),
+        ((thread_pool, endpoint, config, 1 << 16, "127.0.0.1"), {}),
+        (
+            (thread_pool, endpoint),
+            {"config": config, "buffer_size": 1 << 16, "interface_address": "127.0.0.1"},
+        ),
+        ((thread_pool, endpoint, config, 1 << 16, 4), {}),
+        ((thread_pool, endpoint), {"ttl": 4}),
+        ((thread_pool, [("239.255.1.2", 8888)], config, 1 << 16, 4, "127.0.0.1"), {}),
+        ((thread_pool, [("239.255.1.2", 8888)]), {"ttl": 4, "interface_address": "127.0.0.1"}),
+        ((thread_pool, [("ff12::1234", 8888)], config, 1 << 16, 4, lo), {}),
+        ((thread_pool, [("ff12::1234", 8888)]), {"ttl": 4, "interface_index": lo}),
+        ((thread_pool, "127.0.0.1", 8888), {}),  # (host, port): the older form
+    ]
+    for args, kwargs in forms:
+        stream = spead2.send.UdpStream(*args, **kwargs)
+        assert stream.num_substreams == 1, (args, kwargs)
+    sock_of = lambda s: s._core.resources[0]  # noqa: E731
+    v6 = spead2.send.UdpStream(thread_pool, [("ff12::1234", 8888)], ttl=3, interface_index=lo)
+    assert sock_of(v6).getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF) == lo
+    assert sock_of(v6).getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS) == 3
+    v4 = spead2.send.UdpStream(thread_pool, [("239.255.1.2", 8888)], ttl=5, interface_address="127.0.0.1")
+    assert sock_of(v4).getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) == 5
+    assert sock_of(v4).getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, 4) == socket.inet_aton(
+        "127.0.0.1"
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert spead2.send.UdpStream(thread_pool, sock, endpoint * 3, config).num_substreams == 3
+    assert spead2.send.UdpStream(thread_pool, socket=sock, endpoints=endpoint).num_substreams == 1
+    sock.close()
+    with pytest.raises(TypeError, match="none of the constructor's forms"):
+        spead2.send.UdpStream(thread_pool, endpoint, config, 1 << 16, 4, 3.5)
+    with pytest.raises(ValueError, match="same address family"):
+        spead2.send.UdpStream(thread_pool, [("127.0.0.1", 1), ("::1", 1)])
