@@ -419,3 +419,41 @@ def test_udp_constructor_forms(thread_pool: spead2.ThreadPool) -> None:
         spead2.send.UdpStream(thread_pool, endpoint, config, 1 << 16, 4, 3.5)
     with pytest.raises(ValueError, match="same address family"):
         spead2.send.UdpStream(thread_pool, [("127.0.0.1", 1), ("::1", 1)])
+
+
+def test_heap_too_large_for_the_flavour(thread_pool: spead2.ThreadPool) -> None:
+    group = spead2.send.ItemGroup(flavour=spead2.Flavour(4, 64, 16, 0))  # 64 KiB of address space
+    group.add_item(0x10, "big", "", (70000,), np.uint8, value=np.zeros(70000, np.uint8))
+    stream = spead2.send.BytesStream(thread_pool)
+    with pytest.raises(ValueError, match="heap address width"):
+        stream.send_heap(group.get_heap(descriptors="none"))
+    assert stream.getvalue() == b""
+
+
+@pytest.mark.asyncio
+async def test_tcp_peer_closes_asyncio() -> None:
+    """Heaps queued when the peer resets the connection fail; none of the futures hangs."""
+    listener = tcp_listener()
+    config = StreamConfig(max_packet_size=9000, max_heaps=64)
+    stream = await spead2.send.asyncio.TcpStream.connect(
+        spead2.ThreadPool(), [listener.getsockname()], config
+    )
+    peer, _ = listener.accept()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+    peer.close()
+    listener.close()
+    futures = [stream.async_send_heap(heap) for heap in make_heaps(50)]
+    results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 30)
+    errors = [r for r in results if isinstance(r, OSError)]
+    assert errors and all(e.errno in (errno.ECONNRESET, errno.EPIPE) for e in errors)
+    with pytest.raises(OSError):
+        await stream.async_send_heap(make_heaps(1)[0])
+
+
+@pytest.mark.asyncio
+async def test_flush_from_another_thread() -> None:
+    queue = spead2.InprocQueue()
+    stream = spead2.send.asyncio.InprocStream(spead2.ThreadPool(), [queue], StreamConfig(max_heaps=8))
+    futures = [stream.async_send_heap(heap) for heap in make_heaps()]
+    await asyncio.get_running_loop().run_in_executor(None, stream.flush)
+    assert all(f.done() for f in futures)

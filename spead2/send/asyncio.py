@@ -45,6 +45,13 @@ def _current_loop() -> asyncio.AbstractEventLoop:
             return asyncio.get_event_loop()
 
 
+def _runs_in(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 def _resolve(future: asyncio.Future[int], code: int, sent: int) -> None:
     if future.done():  # cancelled by its awaiter: the heap was sent (or failed) anyway
         return
@@ -94,8 +101,13 @@ class AsyncStream(Stream):
         return future
 
     def flush(self) -> None:
-        """Blocks until every queued heap is sent (or failed)."""
-        self._core.drain()
+        """Blocks until every queued heap is sent (or failed).  From another thread than the
+        stream's loop (while that loop runs), it waits for the loop to send them."""
+        loop = self._core.loop
+        if loop is not None and loop.is_running() and not _runs_in(loop):
+            asyncio.run_coroutine_threadsafe(self.async_flush(), loop).result()
+        else:
+            self._core.drain()
 
     async def async_flush(self) -> None:
         """Waits until the heaps queued before this call are sent (or failed)."""
