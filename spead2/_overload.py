@@ -27,6 +27,8 @@ TCP_MAX_SIZE = 65536
 #: recv.Stream.DEFAULT_TCP_BUFFER_SIZE: SO_RCVBUF asked for by a TCP reader.
 TCP_BUFFER_SIZE = 212992
 
+_REQUIRED: Any = object()
+
 #: Bound arguments of an overload (every parameter, defaults filled in) -> whether it applies.
 Test = Callable[[Mapping[str, Any], frozenset[str]], bool]
 
@@ -50,10 +52,13 @@ class Overload:
     applies: Test = lambda bound, given: True
 
     def signature(self) -> inspect.Signature:
+        # A parameter without a default may follow one with a default (the reference's
+        # ``UdpStream(thread_pool, endpoints, config=..., buffer_size=..., ttl)``): it gets a
+        # marker default, and bind() rejects a call that leaves a marker in place.
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
         return inspect.Signature(
             [
-                inspect.Parameter(name, kind, default=self.defaults.get(name, inspect.Parameter.empty))
+                inspect.Parameter(name, kind, default=self.defaults.get(name, _REQUIRED))
                 for name in self.params
             ]
         )
@@ -67,6 +72,8 @@ class Overload:
         given = frozenset(bound.arguments)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
+        if any(value is _REQUIRED for value in arguments.values()):
+            return None
         return arguments if self.applies(arguments, given) else None
 
     def describe(self) -> str:

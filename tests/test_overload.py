@@ -54,3 +54,12 @@ def test_applies_sees_which_arguments_were_given() -> None:
     overload = Overload(("a", "b"), {"b": 0}, lambda bound, given: seen.append(given) is None)
     assert resolve_overload("g", [overload], (1,), {}) == (0, {"a": 1, "b": 0})
     assert seen == [frozenset({"a"})]
+
+
+def test_required_parameter_after_defaults() -> None:
+    """As the reference's UdpStream(thread_pool, endpoints, config=..., buffer_size=..., ttl)."""
+    overload = Overload(("a", "b", "c"), {"b": 2})
+    assert resolve_overload("h", [overload], (1,), {"c": 3}) == (0, {"a": 1, "b": 2, "c": 3})
+    assert resolve_overload("h", [overload], (1, 5, 3), {}) == (0, {"a": 1, "b": 5, "c": 3})
+    with pytest.raises(TypeError):
+        resolve_overload("h", [overload], (1,), {})

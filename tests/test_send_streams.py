@@ -415,7 +415,7 @@ def test_udp_constructor_forms(thread_pool: spead2.ThreadPool) -> None:
     assert spead2.send.UdpStream(thread_pool, sock, endpoint * 3, config).num_substreams == 3
     assert spead2.send.UdpStream(thread_pool, socket=sock, endpoints=endpoint).num_substreams == 1
     sock.close()
-    with pytest.raises(TypeError, match="none of the constructor's forms"):
+    with pytest.raises(TypeError, match=r"UdpStream\(\) takes one of"):
         spead2.send.UdpStream(thread_pool, endpoint, config, 1 << 16, 4, 3.5)
     with pytest.raises(ValueError, match="same address family"):
         spead2.send.UdpStream(thread_pool, [("127.0.0.1", 1), ("::1", 1)])

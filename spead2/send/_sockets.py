@@ -7,12 +7,12 @@ functions make the socket those describe, non-blocking, for the C sender.
 
 from __future__ import annotations
 
-import inspect
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from spead2._overload import TCP_BUFFER_SIZE, Overload, resolve_overload
 from spead2.recv._readers._net import (
     bind,
     check_int,
@@ -25,11 +25,9 @@ from spead2.recv._readers._net import (
 )
 from spead2.send._config import StreamConfig
 
+#: send.UdpStream.DEFAULT_BUFFER_SIZE and send.TcpStream.DEFAULT_BUFFER_SIZE (the reference's).
 UDP_DEFAULT_BUFFER_SIZE = 512 * 1024
-TCP_DEFAULT_BUFFER_SIZE = 208 * 1024
-
-_MISSING: Any = object()
-_POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+TCP_DEFAULT_BUFFER_SIZE = TCP_BUFFER_SIZE
 
 
 @dataclass
@@ -52,41 +50,18 @@ class TcpArgs:
     sock: socket.socket | None = None
 
 
-def _signature(*names: str, defaults: dict[str, Any]) -> inspect.Signature:
-    return inspect.Signature(
-        [
-            inspect.Parameter(name, _POSITIONAL_OR_KEYWORD, default=defaults.get(name, _MISSING))
-            for name in names
-        ]
-    )
+def _kinds_match(bound: Mapping[str, Any], given: frozenset[str]) -> bool:
+    """The arguments that tell the forms apart have their form's types."""
+    return all(isinstance(bound[name], kind) for name, kind in _KINDS.items() if name in bound)
 
 
 #: Arguments that tell the forms apart by their type.
-_KINDS: dict[str, type | tuple[type, ...]] = {
+_KINDS: dict[str, type] = {
     "socket": socket.socket,
     "ttl": int,
     "interface_index": int,
     "interface_address": str,
 }
-
-
-def _bind(
-    signatures: Sequence[inspect.Signature], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    """The arguments bound to the first form they fit: every required one given, and each of
-    those in ``_KINDS`` of its type."""
-    for sig in signatures:
-        try:
-            bound = sig.bind(*args, **kwargs)
-        except TypeError:
-            continue
-        bound.apply_defaults()
-        values = dict(bound.arguments)
-        if all(value is not _MISSING for value in values.values()) and all(
-            isinstance(values[name], kind) for name, kind in _KINDS.items() if name in values
-        ):
-            return values
-    raise TypeError("the arguments match none of the constructor's forms (see the spead2.send docs)")
 
 
 def _endpoints(value: Any) -> list[tuple[str, int]]:
@@ -115,30 +90,20 @@ def _config(value: Any) -> StreamConfig:
 
 
 _DEFAULT = StreamConfig()
+_UDP_DEFAULTS = {"config": _DEFAULT, "buffer_size": UDP_DEFAULT_BUFFER_SIZE}
+_ENDPOINTS = ("thread_pool", "endpoints", "config", "buffer_size")
 _UDP_FORMS = [
-    _signature("thread_pool", "socket", "endpoints", "config", defaults={"config": _DEFAULT}),
-    _signature(
-        "thread_pool", "endpoints", "config", "buffer_size", "ttl", "interface_index",
-        defaults={"config": _DEFAULT, "buffer_size": UDP_DEFAULT_BUFFER_SIZE},
-    ),
-    _signature(
-        "thread_pool", "endpoints", "config", "buffer_size", "ttl", "interface_address",
-        defaults={"config": _DEFAULT, "buffer_size": UDP_DEFAULT_BUFFER_SIZE},
-    ),
-    _signature(
-        "thread_pool", "endpoints", "config", "buffer_size", "ttl",
-        defaults={"config": _DEFAULT, "buffer_size": UDP_DEFAULT_BUFFER_SIZE},
-    ),
-    _signature(
-        "thread_pool", "endpoints", "config", "buffer_size", "interface_address",
-        defaults={"config": _DEFAULT, "buffer_size": UDP_DEFAULT_BUFFER_SIZE, "interface_address": ""},
-    ),
-]  # fmt: skip
+    Overload(("thread_pool", "socket", "endpoints", "config"), {"config": _DEFAULT}, _kinds_match),
+    Overload((*_ENDPOINTS, "ttl", "interface_index"), _UDP_DEFAULTS, _kinds_match),
+    Overload((*_ENDPOINTS, "ttl", "interface_address"), _UDP_DEFAULTS, _kinds_match),
+    Overload((*_ENDPOINTS, "ttl"), _UDP_DEFAULTS, _kinds_match),
+    Overload((*_ENDPOINTS, "interface_address"), {**_UDP_DEFAULTS, "interface_address": ""}, _kinds_match),
+]
 
 
 def udp_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, UdpArgs]:
     """(thread_pool, UdpArgs) from any of UdpStream's argument lists."""
-    values = _bind(_UDP_FORMS, _legacy_endpoint(args), kwargs)
+    _, values = resolve_overload("UdpStream", _UDP_FORMS, _legacy_endpoint(args), kwargs)
     result = UdpArgs(_endpoints(values["endpoints"]), _config(values["config"]))
     if "socket" in values:
         result.sock = values["socket"]
@@ -154,17 +119,18 @@ def udp_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, UdpArg
 
 
 _TCP_FORMS = [
-    _signature("thread_pool", "socket", "config", defaults={"config": _DEFAULT}),
-    _signature(
-        "thread_pool", "endpoints", "config", "buffer_size", "interface_address",
-        defaults={"config": _DEFAULT, "buffer_size": TCP_DEFAULT_BUFFER_SIZE, "interface_address": ""},
+    Overload(("thread_pool", "socket", "config"), {"config": _DEFAULT}, _kinds_match),
+    Overload(
+        ("thread_pool", "endpoints", "config", "buffer_size", "interface_address"),
+        {"config": _DEFAULT, "buffer_size": TCP_DEFAULT_BUFFER_SIZE, "interface_address": ""},
+        _kinds_match,
     ),
-]  # fmt: skip
+]
 
 
 def tcp_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, TcpArgs]:
     """(thread_pool, TcpArgs) from any of TcpStream's argument lists."""
-    values = _bind(_TCP_FORMS, _legacy_endpoint(args), kwargs)
+    _, values = resolve_overload("TcpStream", _TCP_FORMS, _legacy_endpoint(args), kwargs)
     if "socket" in values:
         return values["thread_pool"], TcpArgs([], _config(values["config"]), sock=values["socket"])
     endpoints = _endpoints(values["endpoints"])
