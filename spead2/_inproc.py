@@ -22,14 +22,7 @@ class InprocQueue:
         self._listeners: list[Callable[[], None]] = []
 
     def add_packet(self, packet: Any) -> None:
-        data = bytes(memoryview(packet).cast("B"))
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("the InprocQueue has been stopped")
-            self._packets.append(data)
-            listeners = list(self._listeners)
-        for wake in listeners:
-            wake()
+        self._add_packets([bytes(memoryview(packet).cast("B"))])
 
     def _add_packets(self, packets: list[bytes]) -> None:
         """Adds packets that are already bytes, with one wake-up (the send side's path)."""

@@ -27,6 +27,7 @@ import spead2.send.asyncio
 sys.path.insert(0, str(Path(__file__).parent / "interop"))
 import refvenv
 import scenarios
+from sender import make_group
 
 pytestmark = pytest.mark.interop
 
@@ -147,21 +148,6 @@ def test_reference_receives_blocking(reference: Path, transport: str, host: str,
     finish_receiver(receiver)
 
 
-def scenario_group() -> spead2.send.ItemGroup:
-    group = spead2.send.ItemGroup()
-    for spec in scenarios.ITEMS:
-        group.add_item(
-            spec.id,
-            spec.name,
-            spec.description,
-            shape=spec.shape,
-            dtype=spec.dtype,
-            format=spec.format,
-            order=spec.order,
-        )
-    return group
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_reference_receives_asyncio(reference: Path, transport: str) -> None:
@@ -176,7 +162,7 @@ async def test_reference_receives_asyncio(reference: Path, transport: str) -> No
         stream = await spead2.send.asyncio.TcpStream.connect(pool, [("127.0.0.1", port)], config)
     else:
         stream = spead2.send.asyncio.UdpStream(pool, [("127.0.0.1", port)], config, 8 << 20)
-    group = scenario_group()
+    group = make_group(scenarios.ITEMS)
     futures = []
     for heap in range(HEAPS):
         for spec in scenarios.heap_items(heap):

@@ -133,6 +133,9 @@ class Stream:
     __module__ = "spead2.send"
     _core: SendCore
 
+    def _attach(self, thread_pool: ThreadPool, core: SendCore) -> None:
+        raise NotImplementedError  # each façade attaches the core its own way
+
     def _call(self, fn: Any, *args: Any) -> Any:
         return fn(*args)
 
@@ -187,15 +190,37 @@ class SyncStream(Stream):
         return sent
 
 
-class UdpStream(SyncStream):
-    """SPEAD over UDP: one destination per substream (see the constructor forms in the docs)."""
+class _UdpStream(Stream):
+    """UdpStream's constructor, for both façades."""
 
-    __module__ = "spead2.send"
     DEFAULT_BUFFER_SIZE: ClassVar[int] = UDP_DEFAULT_BUFFER_SIZE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         thread_pool, core = build_udp(args, kwargs)
         self._attach(thread_pool, core)
+
+
+class _InprocStream(Stream):
+    """InprocStream's constructor and ``queues``, for both façades."""
+
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        queues: Sequence[InprocQueue],
+        config: StreamConfig = StreamConfig(),  # noqa: B008
+    ) -> None:
+        self._queues = list(queues)
+        self._attach(thread_pool, build_inproc(thread_pool, self._queues, config))
+
+    @property
+    def queues(self) -> Sequence[InprocQueue]:
+        return list(self._queues)
+
+
+class UdpStream(_UdpStream, SyncStream):
+    """SPEAD over UDP: one destination per substream (see the constructor forms in the docs)."""
+
+    __module__ = "spead2.send"
 
 
 class TcpStream(SyncStream):
@@ -229,20 +254,7 @@ class BytesStream(SyncStream):
         return self._call(memory_bytes, self._core)
 
 
-class InprocStream(SyncStream):
+class InprocStream(_InprocStream, SyncStream):
     """Sends to InprocQueues (one per substream), for tests and simulations."""
 
     __module__ = "spead2.send"
-
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        queues: Sequence[InprocQueue],
-        config: StreamConfig = StreamConfig(),  # noqa: B008
-    ) -> None:
-        self._queues = list(queues)
-        self._attach(thread_pool, build_inproc(thread_pool, self._queues, config))
-
-    @property
-    def queues(self) -> Sequence[InprocQueue]:
-        return list(self._queues)

@@ -13,22 +13,21 @@ import functools
 import operator
 import socket
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from spead2._inproc import InprocQueue
 from spead2._threadpool import ThreadPool
 from spead2.send._config import GroupMode, StreamConfig
 from spead2.send._core import Done, SendCore
 from spead2.send._heap import Heap
-from spead2.send._sockets import TCP_DEFAULT_BUFFER_SIZE, UDP_DEFAULT_BUFFER_SIZE, tcp_args, tcp_socket
+from spead2.send._sockets import TCP_DEFAULT_BUFFER_SIZE, tcp_args, tcp_socket
 from spead2.send._streams import (
     Stream,
     _check_pool,
+    _InprocStream,
     _mode,
     _references,
-    build_inproc,
-    build_udp,
+    _UdpStream,
     outcome_error,
     tcp_core,
 )
@@ -116,15 +115,10 @@ class AsyncStream(Stream):
             await asyncio.wait([future])
 
 
-class UdpStream(AsyncStream):
+class UdpStream(_UdpStream, AsyncStream):
     """SPEAD over UDP, with the constructor forms of :class:`spead2.send.UdpStream`."""
 
     __module__ = "spead2.send.asyncio"
-    DEFAULT_BUFFER_SIZE: ClassVar[int] = UDP_DEFAULT_BUFFER_SIZE
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        thread_pool, core = build_udp(args, kwargs)
-        self._attach(thread_pool, core)
 
 
 class TcpStream(AsyncStream):
@@ -159,20 +153,7 @@ class TcpStream(AsyncStream):
             sock.close()
 
 
-class InprocStream(AsyncStream):
+class InprocStream(_InprocStream, AsyncStream):
     """Sends to InprocQueues (one per substream)."""
 
     __module__ = "spead2.send.asyncio"
-
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        queues: Sequence[InprocQueue],
-        config: StreamConfig = StreamConfig(),  # noqa: B008
-    ) -> None:
-        self._queues = list(queues)
-        self._attach(thread_pool, build_inproc(thread_pool, self._queues, config))
-
-    @property
-    def queues(self) -> Sequence[InprocQueue]:
-        return list(self._queues)
