@@ -206,7 +206,10 @@ def replay(data: bytes) -> dict[str, int]:
         _check(hp.received_length <= max_size, "received length")
         if config.max_heap_pointers is not None:
             _check(hp.n_items + hp.n_descriptors <= config.max_heap_pointers, "pointer count")
-        _check(not (hp.end_of_stream and config.stop_on_stop_item), "stop heap delivered")
+        # a heap holding the stop is only delivered as the reference does: flushed at the stop,
+        # never when it completed with its length known
+        stop = hp.end_of_stream and config.stop_on_stop_item
+        _check(not (stop and hp.complete and hp.heap_length >= 0), "complete stop heap delivered")
         if config.contiguous_only:
             _check(bool(hp.complete), "incomplete heap with contiguous_only")
         payload = ffi.buffer(hp.payload, hp.payload_size) if hp.payload != ffi.NULL else b""

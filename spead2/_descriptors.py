@@ -3,8 +3,9 @@
 The value of a DESCRIPTOR_ID item is itself a small SPEAD stream: normally one packet holding a whole
 heap whose items are DESCRIPTOR_ID_ID, NAME, DESCRIPTION, SHAPE, FORMAT and DTYPE.  Like the reference,
 the payload is read as a sequence of packets assembled into heaps (in order, one heap at a time), and
-every complete heap gives one descriptor.  Anything malformed is logged on the ``spead2`` logger and
-skipped; this module never raises on bad input.
+every complete heap gives one descriptor.  The packets go through the C kernel (a throwaway in-order
+kernel stream): only the descriptor fields are parsed here.  Anything malformed is logged on the
+``spead2`` logger (the reference's lines) and skipped; this module never raises on bad input.
 
 The field widths inside a descriptor come from the heap address width in the header of the packet
 that carries it, except that ``BUG_COMPAT_DESCRIPTOR_WIDTHS`` (PySPEAD 0.5.2) fixes them to the
@@ -15,38 +16,28 @@ from __future__ import annotations
 
 import logging
 import operator
-import struct
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import pairwise
+from dataclasses import dataclass
 from typing import Any
 
 from spead2._constants import (
     BUG_COMPAT_DESCRIPTOR_WIDTHS,
     BUG_COMPAT_SHAPE_BIT_1,
-    CTRL_STREAM_STOP,
     DESCRIPTOR_DESCRIPTION_ID,
     DESCRIPTOR_DTYPE_ID,
     DESCRIPTOR_FORMAT_ID,
     DESCRIPTOR_ID_ID,
     DESCRIPTOR_NAME_ID,
     DESCRIPTOR_SHAPE_ID,
-    HEAP_CNT_ID,
-    HEAP_LENGTH_ID,
-    NULL_ID,
-    PAYLOAD_LENGTH_ID,
-    PAYLOAD_OFFSET_ID,
-    STREAM_CTRL_ID,
 )
+from spead2._drops import drop_message
+from spead2._kernel import ffi, lib
+from spead2._kstream import kernel_config, new_stream, pop_heap
 
 _logger = logging.getLogger("spead2")
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-_IMMEDIATE_BIT = 1 << 63
-_HEADER_SIZE = 8
-_MAGIC = 0x53
-_VERSION = 4
 
 
 def _int64(value: Any, what: str) -> int:
@@ -151,126 +142,7 @@ class RawDescriptor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Packets
-
-
-@dataclass
-class _Packet:
-    heap_cnt: int
-    heap_length: int  # -1 when the packet has no HEAP_LENGTH
-    payload_offset: int
-    payload_length: int
-    heap_address_bits: int
-    pointers: list[int]  # raw 64-bit item pointers, header items (ids 1-4) removed
-    payload: memoryview
-    size: int  # bytes the packet takes in the buffer
-
-    @property
-    def is_whole_heap(self) -> bool:
-        return self.heap_length >= 0 and self.payload_offset == 0 and self.payload_length == self.heap_length
-
-    def has_stream_stop(self) -> bool:
-        return _has_stream_stop(self.pointers, self.heap_address_bits)
-
-
-def _id_mask(heap_address_bits: int) -> int:
-    return (1 << (63 - heap_address_bits)) - 1
-
-
-def _has_stream_stop(pointers: list[int], heap_address_bits: int) -> bool:
-    """Whether the pointers hold an immediate STREAM_CTRL item with value CTRL_STREAM_STOP."""
-    stop = _IMMEDIATE_BIT | (STREAM_CTRL_ID << heap_address_bits) | CTRL_STREAM_STOP
-    return stop in pointers
-
-
-def _decode_packet(data: memoryview) -> _Packet | str:
-    """Decodes the packet at the start of ``data``, or says why it is rejected."""
-    size = len(data)
-    if size < _HEADER_SIZE:
-        return f"packet rejected because too small ({size} bytes)"
-    if data[0] != _MAGIC or data[1] != _VERSION:
-        return "packet rejected because magic or version did not match"
-    item_pointer_bits = (data[2] + data[3]) * 8
-    heap_address_bits = data[3] * 8
-    if heap_address_bits == 0 or heap_address_bits >= item_pointer_bits:
-        return "packet rejected because flavour is invalid"
-    if item_pointer_bits != 64:
-        return "packet rejected because flavour is not SPEAD-64-*"
-    n_items = int.from_bytes(data[6:8], "big")
-    header_end = _HEADER_SIZE + 8 * n_items
-    if header_end > size:
-        return "packet rejected because the items overflow the packet"
-
-    address_mask = (1 << heap_address_bits) - 1
-    id_mask = _id_mask(heap_address_bits)
-    heap_cnt = heap_length = payload_offset = payload_length = -1
-    pointers = []
-    for word in struct.unpack_from(f">{n_items}Q", data, _HEADER_SIZE):
-        item_id = (word >> heap_address_bits) & id_mask
-        if HEAP_CNT_ID <= item_id <= PAYLOAD_LENGTH_ID:
-            if word & _IMMEDIATE_BIT:
-                value = word & address_mask
-                if item_id == HEAP_CNT_ID:
-                    heap_cnt = value
-                elif item_id == HEAP_LENGTH_ID:
-                    heap_length = value
-                elif item_id == PAYLOAD_OFFSET_ID:
-                    payload_offset = value
-                else:
-                    payload_length = value
-        else:
-            pointers.append(word)
-    if heap_cnt < 0 or payload_offset < 0 or payload_length < 0:
-        return "packet rejected because it does not have required items"
-    packet_size = header_end + payload_length
-    if packet_size > size:
-        return f"packet rejected because payload length overflows packet size ({packet_size} > {size})"
-    if heap_length >= 0 and payload_offset + payload_length > heap_length:
-        return "packet rejected because payload would overflow given heap length"
-    return _Packet(
-        heap_cnt=heap_cnt,
-        heap_length=heap_length,
-        payload_offset=payload_offset,
-        payload_length=payload_length,
-        heap_address_bits=heap_address_bits,
-        pointers=pointers,
-        payload=data[header_end:packet_size],
-        size=packet_size,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Heaps
-
-
-@dataclass
-class _Heap:
-    """A heap being assembled from in-order packets."""
-
-    cnt: int
-    heap_length: int
-    heap_address_bits: int
-    received: int = 0
-    pointers: list[int] = field(default_factory=list)
-    chunks: list[bytes] = field(default_factory=list)
-
-    @classmethod
-    def start(cls, packet: _Packet) -> _Heap:
-        heap = cls(packet.heap_cnt, packet.heap_length, packet.heap_address_bits)
-        heap.add(packet)
-        return heap
-
-    def add(self, packet: _Packet) -> None:
-        self.pointers.extend(packet.pointers)
-        self.chunks.append(bytes(packet.payload))
-        self.received += packet.payload_length
-
-    @property
-    def is_complete(self) -> bool:
-        return self.heap_length >= 0 and self.received == self.heap_length
-
-    def has_stream_stop(self) -> bool:
-        return _has_stream_stop(self.pointers, self.heap_address_bits)
+# Heaps: the kernel assembles them (a throwaway in-order stream holding one heap at a time)
 
 
 @dataclass
@@ -280,82 +152,69 @@ class _Item:
     data: bytes
 
 
-def _heap_items(heap: _Heap) -> list[_Item] | None:
-    """The items of a finished heap, in the reference's order (addressed items by address, then
-    immediates by value), or None when an item points beyond the payload."""
-    hab = heap.heap_address_bits
-    address_mask = (1 << hab) - 1
-    id_mask = _id_mask(hab)
-    payload = b"".join(heap.chunks)
-    # A stable sort on (immediate flag, address/value), as the reference orders Heap.get_items().
-    words = sorted(heap.pointers, key=lambda w: w & (_IMMEDIATE_BIT | address_mask))
-    addressed = [w for w in words if not w & _IMMEDIATE_BIT]
-    if any(w & address_mask > len(payload) for w in addressed):
-        return None
-    bounds = pairwise([*(w & address_mask for w in addressed), len(payload)])
+def _items(heap: Any) -> list[_Item]:
+    """The items of a finished heap (``sp2_heap *``), in Heap.get_items order."""
     items = []
-    for word, (start, end) in zip(addressed, bounds, strict=True):
-        item_id = (word >> hab) & id_mask
-        if item_id != NULL_ID and end > start:
-            items.append(_Item(item_id, False, payload[start:end]))
-    for word in words[len(addressed) :]:
-        item_id = (word >> hab) & id_mask
-        if item_id != NULL_ID:
-            items.append(_Item(item_id, True, (word & address_mask).to_bytes(hab // 8, "big")))
+    for i in range(heap.n_items):
+        it = heap.items[i]
+        if it.is_immediate:
+            data = int(it.value).to_bytes(int(it.length), "big")
+        else:
+            data = bytes(ffi.buffer(heap.payload + it.value, it.length))
+        items.append(_Item(int(it.id), bool(it.is_immediate), data))
     return items
 
 
-def _heaps(data: memoryview) -> Iterator[_Heap]:
-    """Splits a buffer into packets and assembles them into heaps, as an in-order stream holding
-    one heap at a time does: a packet that is a whole heap by itself is finished at once, a packet
-    for another heap replaces the heap being assembled, and a stream-stop item ends the stream (the
-    heap that holds it is dropped if it completes).  A heap of unknown length is finished when it
-    is replaced or the stream ends."""
-    live: _Heap | None = None
+def _log_drop(reason: int, note: Any) -> None:
+    level, message = drop_message(reason, note, allow_out_of_order=False)
+    _logger.log(level, message)
+
+
+def _log_new_drops(stream: Any, note: Any) -> None:
+    for reason in range(1, lib.SP2_DROP_COUNT):
+        # (a gap in a heap is dropped silently here: the reference's descriptor parsing does not
+        # log it, though its streams do)
+        if lib.sp2_stream_take_drop_note(stream, reason, note) and reason != lib.SP2_DROP_OUT_OF_ORDER:
+            _log_drop(reason, note)
+
+
+def _heaps(data: memoryview) -> Iterator[Any]:
+    """Feeds the packets in ``data`` one by one to an in-order kernel stream of one live heap and
+    yields its finished heaps (``sp2_heap *``): a heap of unknown length is finished when another
+    (or a packet that is a whole heap) replaces it or the data ends; a stream-stop item ends the
+    stream (and its heap is dropped).
+    A packet that does not decode ends the data; every dropped packet is logged, as the reference
+    logs it."""
+    size = len(data)
+    stream = new_stream(
+        kernel_config(max_heaps=1, ring_heaps=4, max_heap_size=max(size, 1), plain_descriptors=1)
+    )
+    start = ffi.from_buffer(data)
+    note = ffi.new("sp2_drop_note *")
     offset = 0
-    while offset < len(data):
-        decoded = _decode_packet(data[offset:])
-        if isinstance(decoded, str):
-            _logger.info(decoded)
+    stopped = False
+    drops = 0
+    while offset < size and not stopped:
+        why = lib.sp2_decode_packet(start + offset, size - offset, 0, ffi.addressof(note, "info"))
+        if why != lib.SP2_DROP_NONE:
+            note.bytes = size - offset
+            note.decoded = 0
+            _log_drop(why, note)
             break
-        packet = decoded
-        offset += packet.size
-        finished: _Heap | None = None
-        if packet.is_whole_heap:
-            if live is not None and live.heap_length < 0:
-                yield live
-            live = None
-            finished = _Heap.start(packet)
-        elif live is not None and live.cnt == packet.heap_cnt:
-            if packet.heap_length >= 0 and live.heap_length >= 0 and packet.heap_length != live.heap_length:
-                _logger.info("packet rejected because its HEAP_LEN is inconsistent with the heap")
-                continue
-            if packet.payload_offset < live.received:
-                _logger.warning(
-                    "packet rejected because it is out-of-order in the heap "
-                    "(you might need to set allow_out_of_order to false in the stream config)"
-                )
-                continue
-            if packet.payload_offset > live.received:
-                continue  # a gap: silently dropped, and the heap can no longer complete
-            if live.heap_length < 0:
-                live.heap_length = packet.heap_length
-            live.add(packet)
-        elif packet.payload_offset != 0:
-            # The start of this heap was missed: an in-order stream drops the rest of it.
-            continue
-        else:
-            if live is not None and live.heap_length < 0:
-                yield live
-            live = _Heap.start(packet)
-        if live is not None and live.is_complete:
-            finished, live = live, None
-        if finished is not None and not finished.has_stream_stop():
-            yield finished
-        if packet.has_stream_stop():
-            break
-    if live is not None and live.heap_length < 0:
-        yield live
+        packet_size = int(note.info.size)
+        info = note.info
+        if info.heap_length >= 0 and info.payload_offset == 0 and info.payload_length == info.heap_length:
+            lib.sp2_stream_flush(stream)  # a whole heap replaces the one being assembled
+        stopped = lib.sp2_stream_add_datagram(stream, start + offset, packet_size) == lib.SP2_STOPPED
+        offset += packet_size
+        if lib.sp2_stream_drops_total(stream) != drops:
+            drops = lib.sp2_stream_drops_total(stream)
+            _log_new_drops(stream, note)
+        while (heap := pop_heap(stream)) is not None:
+            yield heap
+    lib.sp2_stream_stop_received(stream)
+    while (heap := pop_heap(stream)) is not None:
+        yield heap
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,10 +238,8 @@ def _decode_format(data: bytes, entry_size: int) -> list[tuple[str, int]]:
     ]
 
 
-def _descriptor_from_heap(heap: _Heap, bug_compat: int) -> RawDescriptor | None:
-    items = _heap_items(heap)
-    if items is None:
-        return None
+def _descriptor_from_heap(heap: Any, bug_compat: int) -> RawDescriptor | None:
+    items = _items(heap)
     if bug_compat & BUG_COMPAT_DESCRIPTOR_WIDTHS:
         shape_entry, format_entry = 8, 4
     else:

@@ -611,3 +611,27 @@ def test_data_fd_keeps_count_beyond_a_pipe_s_capacity() -> None:
     assert select.select([fd], [], [], 0)[0] == [fd]
     k.pop()
     assert select.select([fd], [], [], 0)[0] == []
+
+
+@pytest.mark.parametrize(
+    ("heap_length", "contiguous_only", "expected"),
+    [
+        (None, 1, [(Heap, [(0x1000, False, b"abcd"), (6, True, (2).to_bytes(5, "big"))])]),
+        (8, 1, []),
+        (8, 0, [(IncompleteHeap, [(6, True, (2).to_bytes(5, "big"))])]),
+        (4, 1, []),
+    ],
+    ids=["unsized", "incomplete", "incomplete-kept", "complete"],
+)
+def test_heap_holding_the_stop_is_flushed_unless_complete(
+    heap_length: int | None, contiguous_only: int, expected: list[tuple[type, list[object]]]
+) -> None:
+    """As the reference (recorded from spead2 4.5.1): a heap that holds the stop item is not
+    delivered when it completes; an incomplete one is finished with the other live heaps."""
+    k = Kernel(contiguous_only=contiguous_only)
+    stop = pointer(6, 2, True)
+    assert k.datagram(piece(1, b"abcd", 0, heap_length, [pointer(0x1000, 0, False), stop])) == lib.SP2_STOPPED
+    heaps = k.heaps()
+    assert [(type(h), items_of(h)) for h in heaps] == expected
+    assert all(h.is_end_of_stream() for h in heaps)
+    assert k.stats()["heaps"] == (0 if heap_length == 4 else 1)

@@ -469,9 +469,10 @@ static void free_sorted(sort_entry *entries, sort_entry *stack)
 }
 
 /* The item the k-th sorted pointer stands for; 0 if it stands for none: padding (NULL_ID), an
- * immediate DESCRIPTOR_ID, an addressed item of an incomplete heap, or an empty one. */
+ * immediate DESCRIPTOR_ID (unless plain_descriptors), an addressed item of an incomplete heap, or
+ * an empty one. */
 static int item_at(const sp2_live_heap *h, const sort_entry *e, uint32_t k, uint64_t payload_size,
-                   int with_addressed, sp2_item *out)
+                   int with_addressed, int plain_descriptors, sp2_item *out)
 {
     unsigned hab = h->heap_address_bits;
     uint64_t address_mask = (UINT64_C(1) << hab) - 1;
@@ -484,7 +485,7 @@ static int item_at(const sp2_live_heap *h, const sort_entry *e, uint32_t k, uint
     if (out->is_immediate)
     {
         out->length = hab / 8;
-        return out->id != SP2_ID_DESCRIPTOR;
+        return out->id != SP2_ID_DESCRIPTOR || plain_descriptors;
     }
     if (!with_addressed)
         return 0;
@@ -495,17 +496,17 @@ static int item_at(const sp2_live_heap *h, const sort_entry *e, uint32_t k, uint
     return out->length > 0;
 }
 
-/* Fills items with the heap's items, then its descriptors after them. */
+/* Fills items with the heap's items, then its descriptors after them (none with plain). */
 static void list_items(const sp2_live_heap *h, const sort_entry *e, uint64_t payload_size, int as_complete,
-                       sp2_item *items, uint32_t *n_items, uint32_t *n_descriptors)
+                       int plain, sp2_item *items, uint32_t *n_items, uint32_t *n_descriptors)
 {
     uint32_t n = 0, d = 0;
     sp2_item it;
     for (uint32_t k = 0; k < h->n_pointers; k++)
-        if (item_at(h, e, k, payload_size, as_complete, &it) && it.id != SP2_ID_DESCRIPTOR)
+        if (item_at(h, e, k, payload_size, as_complete, plain, &it) && (plain || it.id != SP2_ID_DESCRIPTOR))
             items[n++] = it;
-    for (uint32_t k = 0; k < h->n_pointers; k++)
-        if (item_at(h, e, k, payload_size, as_complete, &it) && it.id == SP2_ID_DESCRIPTOR)
+    for (uint32_t k = 0; k < h->n_pointers && !plain; k++)
+        if (item_at(h, e, k, payload_size, as_complete, plain, &it) && it.id == SP2_ID_DESCRIPTOR)
             items[n + d++] = it;
     *n_items = n;
     *n_descriptors = d;
@@ -560,7 +561,8 @@ sp2_heap_impl *sp2_live_heap_freeze(sp2_stream *s, sp2_live_heap *h, int as_comp
     {
         sp2_heap *pub = &impl->pub;
         pub->items = (sp2_item *) (impl + 1);
-        list_items(h, entries, payload_size, as_complete, pub->items, &pub->n_items, &pub->n_descriptors);
+        list_items(h, entries, payload_size, as_complete, s->config.plain_descriptors, pub->items, &pub->n_items,
+                   &pub->n_descriptors);
         pub->descriptors = pub->items + pub->n_items;
         pub->ranges = (uint64_t *) (pub->items + n);
         pub->n_ranges = kept_ranges(s, h, as_complete, pub->ranges);

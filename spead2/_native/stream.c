@@ -251,6 +251,14 @@ void sp2_stream_stop_received(sp2_stream *s)
     stop_received(s);
 }
 
+void sp2_stream_flush(sp2_stream *s)
+{
+    if (s->stopped)
+        return;
+    flush_all(s);
+    fold_batch(s);
+}
+
 int sp2_stream_is_stopped(sp2_stream *s)
 {
     return s->stopped;
@@ -318,7 +326,7 @@ static sp2_live_heap *start_heap(sp2_stream *s, const sp2_packet *p, int single)
     }
     if (single)
         s->batch.single_packet_heaps++;
-    if ((h->end_of_stream && s->config.stop_on_stop_item) || sp2_live_heap_is_complete(h))
+    if (sp2_live_heap_is_complete(h))
         return h;
     return make_live(s, h);
 }
@@ -363,7 +371,10 @@ static int process_packet(sp2_stream *s, const sp2_packet *p)
         return 0;
     if (h->end_of_stream && s->config.stop_on_stop_item)
     {
-        sp2_live_heap_discard(h, s->allocator);
+        /* As the reference: a complete heap holding the stop is not delivered; an incomplete one
+         * is finished with the other live heaps. */
+        if (sp2_live_heap_is_complete(h))
+            sp2_live_heap_discard(h, s->allocator);
         stop_received(s);
         return 1;
     }

@@ -80,6 +80,9 @@ typedef struct sp2_config {
     uint8_t allow_out_of_order;
     uint8_t contiguous_only;
     uint8_t keep_payload_ranges;
+    uint8_t plain_descriptors;    /* DESCRIPTOR_ID items are items like any other, immediates too
+                                     (the descriptor decoder's stream); normally they are listed
+                                     apart, and immediate ones dropped */
 } sp2_config;
 
 /* One raw item of a finished heap. */
@@ -133,6 +136,9 @@ int sp2_stream_add_bytes(sp2_stream *stream, const uint8_t *data, size_t size, s
                          size_t *consumed);
 /* The input has ended (or a reader failed): flush the live heaps and stop the ring. */
 void sp2_stream_stop_received(sp2_stream *stream);
+/* Finishes the live heaps now, as the stop does, and goes on (the descriptor decoder's stream:
+ * there a packet that is a whole heap replaces the heap being assembled). */
+void sp2_stream_flush(sp2_stream *stream);
 int sp2_stream_is_stopped(sp2_stream *stream);
 /* Drop count of one reason outside packet decoding (e.g. an oversized datagram). */
 void sp2_stream_count_drop(sp2_stream *stream, int reason, uint64_t n);
