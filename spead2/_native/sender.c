@@ -25,6 +25,8 @@
 #endif
 
 #define BATCH 64
+/* Scratch memory per sender (a batch holds fewer packets when packets are this large). */
+#define SCRATCH_BYTES (4u << 20)
 #define IOV_PER_PACKET 8
 /* UDP GSO: segments per message, and bytes per message (below the 64 KiB datagram limit). */
 #define GSO_MAX_SEGMENTS 64
@@ -59,7 +61,8 @@ struct sp2_sender {
     uint64_t max_packet_size;
     endpoint *endpoints;
     size_t scratch_size;
-    uint8_t *scratch;                 /* BATCH packets' headers and copied payload */
+    uint8_t *scratch;                 /* batch_cap packets' headers and copied payload */
+    uint32_t batch_cap;
     batch_packet packets[BATCH];
     struct iovec iov[BATCH * IOV_PER_PACKET];
     uint32_t batch_count;
@@ -124,7 +127,10 @@ sp2_sender *sp2_sender_new(int transport, int fd, uint32_t n_substreams, uint64_
     s->n_substreams = n_substreams;
     s->max_packet_size = max_packet_size;
     s->scratch_size = (size_t) (max_packet_size & ~(uint64_t) 7);
-    s->scratch = malloc(s->scratch_size * BATCH + 1);
+    s->batch_cap = BATCH;
+    if (s->scratch_size > 0 && SCRATCH_BYTES / s->scratch_size < BATCH)
+        s->batch_cap = SCRATCH_BYTES / s->scratch_size > 0 ? (uint32_t) (SCRATCH_BYTES / s->scratch_size) : 1;
+    s->scratch = malloc(s->scratch_size * s->batch_cap + 1);
     s->endpoints = calloc(n_substreams, sizeof(endpoint));
     if (s->scratch == NULL || s->endpoints == NULL)
     {
@@ -280,7 +286,8 @@ int sp2_sender_broken(const sp2_sender *s)
     return s->broken;
 }
 
-void sp2_sender_abort(sp2_sender *s, int err)
+/* Fails every group still queued or in flight with err (they become done). */
+static void abort_all(sp2_sender *s, int err)
 {
     for (sp2_send_group *g = s->head; g != NULL; g = g->next)
     {
@@ -349,7 +356,7 @@ static void fill_batch(sp2_sender *s)
     s->batch_count = s->batch_next = 0;
     s->partial = 0;
     uint64_t cap = s->limited ? s->burst_size : UINT64_MAX;
-    while (s->batch_count < BATCH && s->gen != NULL && (s->burst_bytes < cap || s->batch_count == 0))
+    while (s->batch_count < s->batch_cap && s->gen != NULL && (s->burst_bytes < cap || s->batch_count == 0))
         generate_packet(s);
 }
 
@@ -586,7 +593,7 @@ static int transmit(sp2_sender *s)
             s->broken = err;
     }
     if (s->broken)
-        sp2_sender_abort(s, s->broken);
+        abort_all(s, s->broken);
     collect_done(s);
     return s->broken ? SP2_RUN_IDLE : status;
 }

@@ -277,8 +277,3 @@ class SendCore:
                 lib.sp2_sleep_until(self._wake[0])
             elif status == lib.SP2_RUN_BLOCKED:
                 select.select([], [self.fd], [], 1.0)
-
-    def abort(self, code: int) -> None:
-        """Fails every queued heap with ``code`` (the stream is going away)."""
-        lib.sp2_sender_abort(self.sender, code)
-        self._complete()

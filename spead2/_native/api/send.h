@@ -123,8 +123,6 @@ int sp2_sender_run(sp2_sender *s, uint32_t max_packets, int64_t *wake_ns);
 sp2_send_group *sp2_sender_pop_done(sp2_sender *s);
 /* Nonzero once a connection-level error has broken the stream (the errno). */
 int sp2_sender_broken(const sp2_sender *s);
-/* Fails every group still queued or in flight with err (they become done). */
-void sp2_sender_abort(sp2_sender *s, int err);
 
 /* Memory transport: the packets sent so far, back to back, with each one's size and substream. */
 const uint8_t *sp2_sender_memory(const sp2_sender *s, size_t *size);
