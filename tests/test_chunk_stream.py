@@ -324,3 +324,26 @@ def test_chunk_buffers() -> None:
     ring.put(mine)
     back = ring.get()
     assert back is mine and back.label == "kept"  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_asyncio_rings(place: Any) -> None:
+    import spead2.recv.asyncio
+
+    data_ring = spead2.recv.asyncio.ChunkRingbuffer(2)
+    free_ring = spead2.recv.asyncio.ChunkRingbuffer(4)
+    pool = spead2.ThreadPool()
+    try:
+        stream = spead2.recv.ChunkRingStream(
+            pool, spead2.recv.StreamConfig(), chunk_config(place), data_ring, free_ring
+        )
+        for _ in range(3):
+            stream.add_free_chunk(make_chunk())
+        stream.add_buffer_reader(heaps(*range(12 * HEAPS)))
+        seen = []
+        async for chunk in data_ring:
+            seen.append(summary(chunk)[:2])
+            stream.add_free_chunk(chunk)
+        assert seen == [(i, [1] * HEAPS) for i in range(12)]
+    finally:
+        pool.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from spead2._rawitem import RawItem
 from spead2.recv import stream_stat_indices
 from spead2.recv._chunk_config import Chunk, ChunkStreamConfig, ChunkStreamGroupConfig
+from spead2.recv._chunk_group import ChunkStreamGroupMember, ChunkStreamRingGroup
 from spead2.recv._chunk_ring import ChunkRingbuffer
 from spead2.recv._chunk_stream import ChunkRingPair, ChunkRingStream
 from spead2.recv._config import RingStreamConfig, StreamConfig, StreamStatConfig
@@ -23,6 +24,8 @@ __all__ = [
     "ChunkRingbuffer",
     "ChunkStreamConfig",
     "ChunkStreamGroupConfig",
+    "ChunkStreamGroupMember",
+    "ChunkStreamRingGroup",
     "Heap",
     "IncompleteHeap",
     "RawItem",

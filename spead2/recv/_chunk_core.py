@@ -169,6 +169,10 @@ class ChunkCore(StreamCore):
         else:
             self._move_window()
 
+    def window_head(self) -> int:
+        """Loop thread: the oldest chunk id the stream may still write to."""
+        return self._window_state()[0]
+
     def _window_state(self) -> tuple[int, int]:
         head = ffi.new("int64_t *")
         count = ffi.new("uint32_t *")
