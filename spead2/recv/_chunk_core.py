@@ -225,7 +225,9 @@ class ChunkCore(StreamCore):
             self._window.append(_Slot(head + count, chunk, views))
         lib.sp2_chunk_unpark(self._chunk)
         self.feed_datagram(data[0], int(size[0]))
-        self._let_go()
+        # Resumed from the loop: a reader is still inside the feed call that reported SP2_FULL.
+        assert self.loop is not None
+        self.loop.call_soon(self._let_go)
 
     def release_until(self, chunk_id: int) -> None:
         """Loop thread: lets go of the chunks before ``chunk_id`` (a group moving on)."""
