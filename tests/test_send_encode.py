@@ -163,6 +163,14 @@ def test_out_of_range_ids() -> None:
         packets(heap)
 
 
+def test_cnt_out_of_range() -> None:
+    heap = spead2.send.Heap(F48)
+    heap.add_end()
+    assert decode(packets(heap, cnt=2**48 - 1)[0])[1][0] == pointer(1, 2**48 - 1)
+    with pytest.raises(ValueError, match="cnt is out of range"):
+        packets(heap, cnt=2**48)
+
+
 def test_item_memory_is_referenced_not_copied() -> None:
     value = np.zeros(100, np.uint8)
     heap = spead2.send.Heap(F48)

@@ -260,6 +260,8 @@ class PacketGenerator:
         max_packet_size = operator.index(max_packet_size)
         if cnt < 0 or max_packet_size < 0:
             raise TypeError("cnt and max_packet_size must be non-negative integers")
+        if cnt >= 1 << heap.flavour.heap_address_bits:
+            raise ValueError("cnt is out of range")
         self._heap = heap
         self._it = ffi.new("sp2_packet_iter *")
         init_packet_iter(self._it, heap, cnt, max_packet_size)
