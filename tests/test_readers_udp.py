@@ -9,7 +9,6 @@ import logging
 import os
 import random
 import socket
-import struct
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from test_vectors_stream import split_packets
 import spead2
 import spead2.recv
 import spead2.recv.asyncio
+import spead2.send
 from spead2.recv._readers import udp
 
 LOCALHOST = "127.0.0.1"
@@ -39,27 +39,25 @@ def udp_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 # ---- packets ----
 
 
-def item_pointer(item_id: int, value: int, immediate: bool = True) -> int:
-    return (int(immediate) << 63) | (item_id << 40) | value
+FLAVOUR = spead2.Flavour(4, 64, 40, 0)
 
 
-def packet(cnt: int, payload: bytes = b"", extra: tuple[int, ...] = ()) -> bytes:
+def one_packet(heap: spead2.send.Heap, cnt: int) -> bytes:
+    (data,) = spead2.send.PacketGenerator(heap, cnt, 65000)
+    return data
+
+
+def packet(cnt: int, payload: bytes = b"") -> bytes:
     """A single-packet heap (flavour 64-40) with one item 0x1000 holding ``payload``."""
-    pointers = [
-        item_pointer(1, cnt),
-        item_pointer(2, len(payload)),
-        item_pointer(3, 0),
-        item_pointer(4, len(payload)),
-        *extra,
-    ]
-    if payload:
-        pointers.append(item_pointer(0x1000, 0, immediate=False))
-    header = struct.pack(">BBBBHH", 0x53, 4, 3, 5, 0, len(pointers))
-    return header + b"".join(struct.pack(">Q", p) for p in pointers) + payload
+    heap = spead2.send.Heap(FLAVOUR)
+    heap.add_item(spead2.Item(0x1000, "", "", (None,), format=[("u", 8)], value=list(payload)))
+    return one_packet(heap, cnt)
 
 
 def stop_packet(cnt: int = 1 << 30) -> bytes:
-    return packet(cnt, extra=(item_pointer(6, spead2.CTRL_STREAM_STOP),))
+    heap = spead2.send.Heap(FLAVOUR)
+    heap.add_end()
+    return one_packet(heap, cnt)
 
 
 def scenario_packets(name: str = "descriptors_then_data") -> tuple[vectors.Scenario, list[bytes]]:
