@@ -16,6 +16,12 @@
 
 #define SP2_UNUSED(x) ((void) (x))
 
+static inline uint16_t sp2_load_be16(const uint8_t *p) { return (uint16_t) ((p[0] << 8) | p[1]); }
+static inline uint32_t sp2_load_be32(const uint8_t *p)
+{
+    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
+}
+
 /* Item ids and values the kernel acts on (SPEAD's reserved ids). */
 enum {
     SP2_ID_NULL = 0,              /* padding: never an item */

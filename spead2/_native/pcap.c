@@ -1,6 +1,7 @@
 /* Capture file replay: walks the records of a classic pcap or pcapng file, read in windows (the
- * caller refills the window when a record runs past its end), decodes the link, IPv4 and UDP headers of each frame, applies a filter
- * compiled by libpcap (classic BPF) and feeds the UDP payloads to the kernel in batches.
+ * caller refills the window when a record runs past its end), decodes the link, IPv4 and UDP
+ * headers of each frame, applies a filter compiled by libpcap (classic BPF, bpf.c) and feeds the
+ * UDP payloads to the kernel in batches.
  *
  * Everything read from the file is bounds-checked: a corrupt or truncated file ends the replay
  * with a reason, after feeding whatever came before. */
@@ -13,236 +14,10 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Byte access */
 
-static inline uint16_t be16(const uint8_t *p) { return (uint16_t) ((p[0] << 8) | p[1]); }
-static inline uint32_t be32(const uint8_t *p)
-{
-    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
-}
 static inline uint16_t le16(const uint8_t *p) { return (uint16_t) (p[0] | (p[1] << 8)); }
 static inline uint32_t le32(const uint8_t *p)
 {
     return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Classic BPF (the subset libpcap emits for offline filtering) */
-
-enum {
-    BPF_LD = 0x00, BPF_LDX = 0x01, BPF_ST = 0x02, BPF_STX = 0x03,
-    BPF_ALU = 0x04, BPF_JMP = 0x05, BPF_RET = 0x06, BPF_MISC = 0x07,
-    BPF_W = 0x00, BPF_H = 0x08, BPF_B = 0x10,
-    BPF_IMM = 0x00, BPF_ABS = 0x20, BPF_IND = 0x40, BPF_MEM = 0x60, BPF_LEN = 0x80, BPF_MSH = 0xa0,
-    BPF_ADD = 0x00, BPF_SUB = 0x10, BPF_MUL = 0x20, BPF_DIV = 0x30, BPF_OR = 0x40, BPF_AND = 0x50,
-    BPF_LSH = 0x60, BPF_RSH = 0x70, BPF_NEG = 0x80, BPF_MOD = 0x90, BPF_XOR = 0xa0,
-    BPF_JA = 0x00, BPF_JEQ = 0x10, BPF_JGT = 0x20, BPF_JGE = 0x30, BPF_JSET = 0x40,
-    BPF_K = 0x00, BPF_X = 0x08, BPF_A = 0x10,
-    BPF_TAX = 0x00, BPF_TXA = 0x80,
-    BPF_MEMWORDS = 16
-};
-
-#define BPF_CLASS(c) ((c) & 0x07)
-#define BPF_SIZE(c) ((c) & 0x18)
-#define BPF_MODE(c) ((c) & 0xe0)
-#define BPF_OP(c) ((c) & 0xf0)
-#define BPF_SRC(c) ((c) & 0x08)
-#define BPF_RVAL(c) ((c) & 0x18)
-#define BPF_MISCOP(c) ((c) & 0xf8)
-
-int sp2_bpf_validate(const sp2_bpf_insn *insns, uint32_t n)
-{
-    if (n == 0 || n > 65536)
-        return -1;
-    for (uint32_t pc = 0; pc < n; pc++)
-    {
-        const sp2_bpf_insn *p = &insns[pc];
-        uint16_t c = p->code;
-        switch (BPF_CLASS(c))
-        {
-        case BPF_LD:
-        case BPF_LDX:
-            switch (BPF_MODE(c))
-            {
-            case BPF_IMM:
-            case BPF_LEN:
-                break;
-            case BPF_ABS:
-            case BPF_IND:
-            case BPF_MSH:
-                if (BPF_CLASS(c) == BPF_LDX && BPF_MODE(c) != BPF_MSH)
-                    return -1;
-                if (BPF_MODE(c) == BPF_MSH && (BPF_CLASS(c) != BPF_LDX || BPF_SIZE(c) != BPF_B))
-                    return -1;
-                if (BPF_SIZE(c) != BPF_W && BPF_SIZE(c) != BPF_H && BPF_SIZE(c) != BPF_B)
-                    return -1;
-                break;
-            case BPF_MEM:
-                if (p->k >= BPF_MEMWORDS)
-                    return -1;
-                break;
-            default:
-                return -1;
-            }
-            break;
-        case BPF_ST:
-        case BPF_STX:
-            if (p->k >= BPF_MEMWORDS)
-                return -1;
-            break;
-        case BPF_ALU:
-            switch (BPF_OP(c))
-            {
-            case BPF_ADD: case BPF_SUB: case BPF_MUL: case BPF_OR: case BPF_AND:
-            case BPF_LSH: case BPF_RSH: case BPF_NEG: case BPF_XOR:
-                break;
-            case BPF_DIV:
-            case BPF_MOD:
-                if (BPF_SRC(c) == BPF_K && p->k == 0)
-                    return -1;
-                break;
-            default:
-                return -1;
-            }
-            break;
-        case BPF_JMP:
-            if (BPF_OP(c) == BPF_JA)
-            {
-                if (p->k >= n - pc - 1)
-                    return -1;
-            }
-            else
-            {
-                switch (BPF_OP(c))
-                {
-                case BPF_JEQ: case BPF_JGT: case BPF_JGE: case BPF_JSET:
-                    break;
-                default:
-                    return -1;
-                }
-                if ((uint32_t) p->jt >= n - pc - 1 || (uint32_t) p->jf >= n - pc - 1)
-                    return -1;
-            }
-            break;
-        case BPF_RET:
-            break;
-        case BPF_MISC:
-            if (BPF_MISCOP(c) != BPF_TAX && BPF_MISCOP(c) != BPF_TXA)
-                return -1;
-            break;
-        default:
-            return -1;
-        }
-    }
-    return BPF_CLASS(insns[n - 1].code) == BPF_RET ? 0 : -1;
-}
-
-uint32_t sp2_bpf_run(const sp2_bpf_insn *insns, const uint8_t *frame, uint32_t wirelen, uint32_t caplen)
-{
-    uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = {0};
-    const sp2_bpf_insn *pc = insns;
-    for (;; pc++)
-    {
-        uint16_t c = pc->code;
-        uint32_t k = pc->k;
-        uint32_t off;
-        switch (BPF_CLASS(c))
-        {
-        case BPF_RET:
-            return BPF_RVAL(c) == BPF_A ? a : k;
-        case BPF_LD:
-            switch (BPF_MODE(c))
-            {
-            case BPF_IMM: a = k; break;
-            case BPF_LEN: a = wirelen; break;
-            case BPF_MEM: a = mem[k]; break;
-            default:     /* ABS / IND */
-                off = k;
-                if (BPF_MODE(c) == BPF_IND)
-                {
-                    if (x > UINT32_MAX - k)
-                        return 0;
-                    off = k + x;
-                }
-                switch (BPF_SIZE(c))
-                {
-                case BPF_W:
-                    if (off > caplen || caplen - off < 4)
-                        return 0;
-                    a = be32(frame + off);
-                    break;
-                case BPF_H:
-                    if (off > caplen || caplen - off < 2)
-                        return 0;
-                    a = be16(frame + off);
-                    break;
-                default:
-                    if (off >= caplen)
-                        return 0;
-                    a = frame[off];
-                    break;
-                }
-            }
-            break;
-        case BPF_LDX:
-            switch (BPF_MODE(c))
-            {
-            case BPF_IMM: x = k; break;
-            case BPF_LEN: x = wirelen; break;
-            case BPF_MEM: x = mem[k]; break;
-            default:     /* MSH: 4 * (frame[k] & 0xf) */
-                if (k >= caplen)
-                    return 0;
-                x = (uint32_t) (frame[k] & 0xf) << 2;
-                break;
-            }
-            break;
-        case BPF_ST: mem[k] = a; break;
-        case BPF_STX: mem[k] = x; break;
-        case BPF_ALU:
-        {
-            uint32_t v = BPF_SRC(c) == BPF_X ? x : k;
-            switch (BPF_OP(c))
-            {
-            case BPF_ADD: a += v; break;
-            case BPF_SUB: a -= v; break;
-            case BPF_MUL: a *= v; break;
-            case BPF_DIV: if (v == 0) return 0; a /= v; break;
-            case BPF_MOD: if (v == 0) return 0; a %= v; break;
-            case BPF_OR: a |= v; break;
-            case BPF_AND: a &= v; break;
-            case BPF_XOR: a ^= v; break;
-            case BPF_LSH: a = v < 32 ? a << v : 0; break;
-            case BPF_RSH: a = v < 32 ? a >> v : 0; break;
-            default: a = (uint32_t) -a; break;    /* NEG */
-            }
-            break;
-        }
-        case BPF_JMP:
-        {
-            if (BPF_OP(c) == BPF_JA)
-            {
-                pc += k;
-                break;
-            }
-            uint32_t v = BPF_SRC(c) == BPF_X ? x : k;
-            int cond;
-            switch (BPF_OP(c))
-            {
-            case BPF_JEQ: cond = a == v; break;
-            case BPF_JGT: cond = a > v; break;
-            case BPF_JGE: cond = a >= v; break;
-            default: cond = (a & v) != 0; break;  /* JSET */
-            }
-            pc += cond ? pc->jt : pc->jf;
-            break;
-        }
-        default:          /* MISC */
-            if (BPF_MISCOP(c) == BPF_TAX)
-                x = a;
-            else
-                a = x;
-            break;
-        }
-    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -307,12 +82,12 @@ int sp2_pcap_link_kind(uint32_t linktype)
 
 static uint32_t rd32(const sp2_pcap_reader *r, const uint8_t *p)
 {
-    return r->swapped ? be32(p) : le32(p);
+    return r->swapped ? sp2_load_be32(p) : le32(p);
 }
 
 static uint16_t rd16(const sp2_pcap_reader *r, const uint8_t *p)
 {
-    return r->swapped ? be16(p) : le16(p);
+    return r->swapped ? sp2_load_be16(p) : le16(p);
 }
 
 static int add_interface(sp2_pcap_reader *r, uint32_t linktype)
@@ -337,7 +112,7 @@ static int shb_swapped(const uint8_t *p, size_t avail)
         return -1;
     if (le32(p + 8) == 0x1A2B3C4Du)
         return 0;
-    if (be32(p + 8) == 0x1A2B3C4Du)
+    if (sp2_load_be32(p + 8) == 0x1A2B3C4Du)
         return 1;
     return -1;
 }
@@ -346,6 +121,68 @@ int sp2_pcap_reader_new(const uint8_t *data, size_t size, sp2_pcap_reader **out,
                         uint32_t *snaplen, int *is_pcapng, const char **error)
 {
     return sp2_pcap_reader_open(data, size, 1, out, linktype, snaplen, is_pcapng, error);
+}
+
+/* Classic pcap: the file header.  Returns NULL, or what is wrong. */
+static const char *open_pcap(sp2_pcap_reader *r, uint32_t magic)
+{
+    r->format = FMT_PCAP;
+    r->swapped = magic == 0xD4C3B2A1u || magic == 0x4D3CB2A1u;
+    if (r->size < 24)
+        return "truncated pcap file header";
+    if (rd16(r, r->data + 4) != 2)
+        return "unsupported pcap version (not 2.x)";
+    r->snaplen = rd32(r, r->data + 16);
+    r->linktype = rd32(r, r->data + 20) & 0x03FFFFFFu;
+    r->pos = 24;
+    return NULL;
+}
+
+/* pcapng: the link type (and snapshot length) of the first interface this walker decodes, else
+ * of the first interface, among those described before the first packet (from pos on). */
+static void pcapng_first_link(sp2_pcap_reader *r, size_t pos)
+{
+    r->linktype = 0xFFFFFFFFu;
+    r->snaplen = 0;
+    while (pos + 12 <= r->size)
+    {
+        const uint8_t *b = r->data + pos;
+        uint32_t type = rd32(r, b);
+        uint32_t len = rd32(r, b + 4);
+        if (len < 12 || len % 4 != 0 || len > r->size - pos)
+            break;
+        if (type == 1 && len >= 20)
+        {
+            uint32_t lt = rd16(r, b + 8);
+            if (r->linktype == 0xFFFFFFFFu
+                || (sp2_pcap_link_kind(r->linktype) == SP2_LINK_NONE && sp2_pcap_link_kind(lt) != SP2_LINK_NONE))
+            {
+                r->linktype = lt;
+                r->snaplen = rd32(r, b + 12);
+            }
+        }
+        if (type == 2 || type == 3 || type == 6 || type == 0x0A0D0D0Au)
+            break;
+        pos += len;
+    }
+}
+
+/* pcapng: the first section header.  Returns NULL, or what is wrong. */
+static const char *open_pcapng(sp2_pcap_reader *r)
+{
+    r->format = FMT_PCAPNG;
+    int sw = shb_swapped(r->data, r->size);
+    if (sw < 0)
+        return "corrupt pcapng section header block";
+    r->swapped = sw;
+    uint32_t block_len = rd32(r, r->data + 4);
+    if (block_len < 28 || block_len % 4 != 0 || block_len > r->size)
+        return "corrupt pcapng section header block";
+    if (rd16(r, r->data + 12) != 1)
+        return "unsupported pcapng version (not 1.x)";
+    r->pos = 0;
+    pcapng_first_link(r, block_len);
+    return NULL;
 }
 
 int sp2_pcap_reader_open(const uint8_t *data, size_t size, int at_eof, sp2_pcap_reader **out,
@@ -366,75 +203,15 @@ int sp2_pcap_reader_open(const uint8_t *data, size_t size, int at_eof, sp2_pcap_
     r->at_eof = at_eof;
     uint32_t magic = le32(data);
     if (magic == 0xA1B2C3D4u || magic == 0xA1B23C4Du || magic == 0xD4C3B2A1u || magic == 0x4D3CB2A1u)
-    {
-        r->format = FMT_PCAP;
-        r->swapped = magic == 0xD4C3B2A1u || magic == 0x4D3CB2A1u;
-        if (size < 24)
-        {
-            *error = "truncated pcap file header";
-            goto invalid;
-        }
-        if (rd16(r, data + 4) != 2)
-        {
-            *error = "unsupported pcap version (not 2.x)";
-            goto invalid;
-        }
-        r->snaplen = rd32(r, data + 16);
-        r->linktype = rd32(r, data + 20) & 0x03FFFFFFu;
-        r->pos = 24;
-    }
+        *error = open_pcap(r, magic);
     else if (magic == 0x0A0D0D0Au)
-    {
-        r->format = FMT_PCAPNG;
-        int sw = shb_swapped(data, size);
-        if (sw < 0)
-        {
-            *error = "corrupt pcapng section header block";
-            goto invalid;
-        }
-        r->swapped = sw;
-        uint32_t block_len = rd32(r, data + 4);
-        if (block_len < 28 || block_len % 4 != 0 || block_len > size)
-        {
-            *error = "corrupt pcapng section header block";
-            goto invalid;
-        }
-        if (rd16(r, data + 12) != 1)
-        {
-            *error = "unsupported pcapng version (not 1.x)";
-            goto invalid;
-        }
-        r->pos = 0;
-        r->linktype = 0xFFFFFFFFu;
-        r->snaplen = 0;
-        /* The link type of the first interface this walker decodes (else of the first
-         * interface), among those described before the first packet. */
-        size_t pos = block_len;
-        while (pos + 12 <= size)
-        {
-            uint32_t type = rd32(r, data + pos);
-            uint32_t len = rd32(r, data + pos + 4);
-            if (len < 12 || len % 4 != 0 || len > size - pos)
-                break;
-            if (type == 1 && len >= 20)
-            {
-                uint32_t lt = rd16(r, data + pos + 8);
-                if (r->linktype == 0xFFFFFFFFu
-                    || (sp2_pcap_link_kind(r->linktype) == SP2_LINK_NONE && sp2_pcap_link_kind(lt) != SP2_LINK_NONE))
-                {
-                    r->linktype = lt;
-                    r->snaplen = rd32(r, data + pos + 12);
-                }
-            }
-            if (type == 2 || type == 3 || type == 6 || type == 0x0A0D0D0Au)
-                break;
-            pos += len;
-        }
-    }
+        *error = open_pcapng(r);
     else
-    {
         *error = "unknown file format (not pcap or pcapng)";
-        goto invalid;
+    if (*error)
+    {
+        free(r);
+        return SP2_E_INVALID;
     }
     r->max_caplen = r->snaplen > MAX_CAPLEN_DEFAULT ? r->snaplen : MAX_CAPLEN_DEFAULT;
     if (r->max_caplen > MAX_RECORD)
@@ -444,10 +221,6 @@ int sp2_pcap_reader_open(const uint8_t *data, size_t size, int at_eof, sp2_pcap_
     *is_pcapng = r->format == FMT_PCAPNG;
     *out = r;
     return SP2_OK;
-
-invalid:
-    free(r);
-    return SP2_E_INVALID;
 }
 
 void sp2_pcap_reader_free(sp2_pcap_reader *r)
@@ -533,12 +306,12 @@ static void decode_ipv4(sp2_pcap_reader *r, const uint8_t *ip, size_t avail, uin
         skip(r, SP2_PCAP_SKIP_NOT_UDP);
         return;
     }
-    if (be16(ip + 6) & 0x3fff)    /* more fragments, or a fragment offset */
+    if (sp2_load_be16(ip + 6) & 0x3fff)    /* more fragments, or a fragment offset */
     {
         skip(r, SP2_PCAP_SKIP_FRAGMENT);
         return;
     }
-    size_t total = be16(ip + 2);
+    size_t total = sp2_load_be16(ip + 2);
     if (total < ihl + 8 || total > wire_avail)
     {
         skip(r, SP2_PCAP_SKIP_BAD_LENGTH);
@@ -550,7 +323,7 @@ static void decode_ipv4(sp2_pcap_reader *r, const uint8_t *ip, size_t avail, uin
         return;
     }
     const uint8_t *udp = ip + ihl;
-    size_t ulen = be16(udp + 4);
+    size_t ulen = sp2_load_be16(udp + 4);
     if (ulen < 8 || ulen > total - ihl)
     {
         skip(r, SP2_PCAP_SKIP_BAD_LENGTH);
@@ -562,104 +335,117 @@ static void decode_ipv4(sp2_pcap_reader *r, const uint8_t *ip, size_t avail, uin
     r->counts.datagrams++;
 }
 
-/* One frame: strips the link header and decodes the rest. */
+enum { LINK_OK = -1 };
+
+/* Ethernet, with up to two VLAN tags (802.1Q, 802.1ad): where IPv4 starts, or why not. */
+static int ethernet_offset(const uint8_t *f, uint32_t caplen, size_t *off)
+{
+    if (caplen < 14)
+        return SP2_PCAP_SKIP_TRUNCATED;
+    uint16_t type = sp2_load_be16(f + 12);
+    *off = 14;
+    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8 || type == 0x9100); tags++)
+    {
+        if (caplen < *off + 4)
+            return SP2_PCAP_SKIP_TRUNCATED;
+        type = sp2_load_be16(f + *off + 2);
+        *off += 4;
+    }
+    return type == 0x0800 ? LINK_OK : SP2_PCAP_SKIP_NOT_UDP;
+}
+
+/* A header of a fixed size and link type only (e.g. SLL's protocol field): where IPv4 starts. */
+static int typed_offset(const uint8_t *f, uint32_t caplen, uint32_t size, uint32_t type_at, size_t *off)
+{
+    if (caplen < size)
+        return SP2_PCAP_SKIP_TRUNCATED;
+    *off = size;
+    return sp2_load_be16(f + type_at) == 0x0800 ? LINK_OK : SP2_PCAP_SKIP_NOT_UDP;
+}
+
+/* BSD loopback: AF_INET is 2 everywhere; NULL is in the capturing host's byte order. */
+static int loopback_offset(uint32_t linktype, const uint8_t *f, uint32_t caplen, size_t *off)
+{
+    if (caplen < 4)
+        return SP2_PCAP_SKIP_TRUNCATED;
+    *off = 4;
+    int inet = sp2_load_be32(f) == 2 || (linktype == 0 && le32(f) == 2);
+    return inet ? LINK_OK : SP2_PCAP_SKIP_NOT_UDP;
+}
+
+static int fixed_offset(const sp2_pcap_reader *r, uint32_t linktype, uint32_t caplen, size_t *off)
+{
+    for (uint32_t i = 0; i < r->n_fixed; i++)
+        if (r->fixed[i].linktype == linktype)
+        {
+            *off = r->fixed[i].header_size;
+            return caplen < *off ? SP2_PCAP_SKIP_TRUNCATED : LINK_OK;
+        }
+    return SP2_PCAP_SKIP_LINKTYPE;
+}
+
+/* Where the IPv4 header of a frame starts (LINK_OK), or why the frame is skipped. */
+static int link_offset(const sp2_pcap_reader *r, uint32_t linktype, const uint8_t *f, uint32_t caplen, size_t *off)
+{
+    switch (sp2_pcap_link_kind(linktype))
+    {
+    case SP2_LINK_ETHERNET: return ethernet_offset(f, caplen, off);
+    case SP2_LINK_SLL: return typed_offset(f, caplen, 16, 14, off);
+    case SP2_LINK_SLL2: return typed_offset(f, caplen, 20, 0, off);
+    case SP2_LINK_RAW: *off = 0; return LINK_OK;
+    case SP2_LINK_NULL:
+    case SP2_LINK_LOOP: return loopback_offset(linktype, f, caplen, off);
+    default: return fixed_offset(r, linktype, caplen, off);
+    }
+}
+
+/* One frame: filters it, strips the link header and decodes the rest. */
 static void decode_frame(sp2_pcap_reader *r, uint32_t linktype, const uint8_t *f, uint32_t caplen,
                          uint32_t wirelen)
 {
     r->counts.records++;
     if (caplen > wirelen)         /* as libpcap: never more than was on the wire */
         caplen = wirelen;
-    if (r->filter)
+    if (r->filter && linktype != r->filter_linktype)
     {
-        if (linktype != r->filter_linktype)
-        {
-            skip(r, SP2_PCAP_SKIP_LINKTYPE);
-            return;
-        }
-        if (!sp2_bpf_run(r->filter, f, wirelen, caplen))
-        {
-            skip(r, SP2_PCAP_SKIP_FILTERED);
-            return;
-        }
+        skip(r, SP2_PCAP_SKIP_LINKTYPE);
+        return;
     }
-    size_t off;
-    switch (sp2_pcap_link_kind(linktype))
+    if (r->filter && !sp2_bpf_run(r->filter, f, wirelen, caplen))
     {
-    case SP2_LINK_ETHERNET:
-    {
-        if (caplen < 14)
-            goto truncated;
-        uint16_t type = be16(f + 12);
-        off = 14;
-        /* up to two VLAN tags (802.1Q, 802.1ad) */
-        for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8 || type == 0x9100); tags++)
-        {
-            if (caplen < off + 4)
-                goto truncated;
-            type = be16(f + off + 2);
-            off += 4;
-        }
-        if (type != 0x0800)
-            goto not_udp;
-        break;
+        skip(r, SP2_PCAP_SKIP_FILTERED);
+        return;
     }
-    case SP2_LINK_SLL:
-        if (caplen < 16)
-            goto truncated;
-        if (be16(f + 14) != 0x0800)
-            goto not_udp;
-        off = 16;
-        break;
-    case SP2_LINK_SLL2:
-        if (caplen < 20)
-            goto truncated;
-        if (be16(f) != 0x0800)
-            goto not_udp;
-        off = 20;
-        break;
-    case SP2_LINK_RAW:
-        off = 0;
-        break;
-    case SP2_LINK_NULL:
-    case SP2_LINK_LOOP:
-    {
-        if (caplen < 4)
-            goto truncated;
-        /* AF_INET is 2 everywhere; NULL is in the capturing host's byte order */
-        uint32_t family = be32(f);
-        if (family != 2 && !(linktype == 0 && le32(f) == 2))
-            goto not_udp;
-        off = 4;
-        break;
-    }
-    default:
-    {
-        uint32_t i;
-        for (i = 0; i < r->n_fixed; i++)
-            if (r->fixed[i].linktype == linktype)
-                break;
-        if (i == r->n_fixed)
-        {
-            skip(r, SP2_PCAP_SKIP_LINKTYPE);
-            return;
-        }
-        off = r->fixed[i].header_size;
-        if (caplen < off)
-            goto truncated;
-        break;
-    }
-    }
-    decode_ipv4(r, f + off, caplen - off, wirelen - (uint32_t) off);
-    return;
-
-truncated:
-    if (caplen < wirelen)
-        skip(r, SP2_PCAP_SKIP_TRUNCATED);
+    size_t off = 0;
+    int why = link_offset(r, linktype, f, caplen, &off);
+    if (why == SP2_PCAP_SKIP_TRUNCATED && caplen >= wirelen)
+        why = SP2_PCAP_SKIP_NOT_UDP;   /* a whole frame too short for its link header */
+    if (why != LINK_OK)
+        skip(r, why);
     else
-        skip(r, SP2_PCAP_SKIP_NOT_UDP);
-    return;
-not_udp:
-    skip(r, SP2_PCAP_SKIP_NOT_UDP);
+        decode_ipv4(r, f + off, caplen - off, wirelen - (uint32_t) off);
+}
+
+/* The next record or block runs past the window: ask for more, or end (with `truncated` as the
+ * reason if any bytes are left). */
+static int out_of_window(sp2_pcap_reader *r, size_t left, const char *truncated)
+{
+    if (!r->at_eof)
+        r->need_more = 1;
+    else
+    {
+        r->eof = 1;
+        if (left > 0)
+            r->error = truncated;
+    }
+    return 0;
+}
+
+static int fail(sp2_pcap_reader *r, const char *why)
+{
+    r->eof = 1;
+    r->error = why;
+    return 0;
 }
 
 /* Classic pcap: the next record.  Returns 1 if one was decoded, 0 at the end (r->eof set). */
@@ -667,161 +453,105 @@ static int next_pcap(sp2_pcap_reader *r)
 {
     size_t left = r->size - r->pos;
     if (left < 16)
-    {
-        if (!r->at_eof)
-            r->need_more = 1;
-        else
-        {
-            r->eof = 1;
-            if (left > 0)
-                r->error = "truncated record header";
-        }
-        return 0;
-    }
+        return out_of_window(r, left, "truncated record header");
     const uint8_t *h = r->data + r->pos;
     uint32_t caplen = rd32(r, h + 8);
     uint32_t wirelen = rd32(r, h + 12);
     if (caplen > r->max_caplen)
-    {
-        r->eof = 1;
-        r->error = "corrupt record header (capture length larger than the snapshot length)";
-        return 0;
-    }
+        return fail(r, "corrupt record header (capture length larger than the snapshot length)");
     if (caplen > left - 16)
-    {
-        if (!r->at_eof)
-            r->need_more = 1;
-        else
-        {
-            r->eof = 1;
-            r->error = "truncated record";
-        }
-        return 0;
-    }
+        return out_of_window(r, left, "truncated record");
     r->pos += 16 + (size_t) caplen;
     decode_frame(r, r->linktype, h + 16, caplen, wirelen);
+    return 1;
+}
+
+/* pcapng: the type and length of the block at the reader's position (a section header gives
+ * its own byte order in *swapped).  Returns 1, or 0 if there is none (more needed, or the end). */
+static int block_header(sp2_pcap_reader *r, uint32_t *type, uint32_t *len, int *swapped)
+{
+    size_t left = r->size - r->pos;
+    const uint8_t *b = r->data + r->pos;
+    if (left < 12)
+        return out_of_window(r, left, "truncated block");
+    *type = le32(b);
+    *swapped = r->swapped;
+    if (*type == 0x0A0D0D0Au)
+    {
+        /* a new section: its own byte order and interfaces */
+        if (left < 28 && !r->at_eof)
+            return out_of_window(r, left, NULL);
+        *swapped = shb_swapped(b, left);
+        if (*swapped < 0)
+            return fail(r, "corrupt section header block");
+    }
+    else
+        *type = rd32(r, b);
+    *len = *swapped ? sp2_load_be32(b + 4) : le32(b + 4);
+    if (*len < 12 || *len % 4 != 0 || *len > MAX_RECORD + 64)
+        return fail(r, "corrupt block length");
+    if (*len > left)
+        return out_of_window(r, left, "truncated block");
+    return 1;
+}
+
+/* pcapng: a packet block (enhanced, simple or the obsolete kind) of body bytes at p. */
+static int packet_block(sp2_pcap_reader *r, uint32_t type, const uint8_t *p, size_t body)
+{
+    if (type == 3)
+    {
+        /* simple packet: interface 0, captured up to its snaplen */
+        if (body < 4)
+            return fail(r, "corrupt packet block");
+        if (r->n_ifaces == 0)
+            return fail(r, "packet block for an undeclared interface");
+        uint32_t wirelen = rd32(r, p);
+        uint32_t caplen = wirelen < body - 4 ? wirelen : (uint32_t) (body - 4);
+        decode_frame(r, r->if_linktypes[0], p + 4, caplen, wirelen);
+        return 1;
+    }
+    if (body < 20)
+        return fail(r, "corrupt packet block");
+    uint32_t iface = type == 6 ? rd32(r, p) : rd16(r, p);
+    uint32_t caplen = rd32(r, p + 12);
+    uint32_t wirelen = rd32(r, p + 16);
+    if (caplen > body - 20)
+        return fail(r, "corrupt packet block");
+    if (iface >= r->n_ifaces)
+        return fail(r, "packet block for an undeclared interface");
+    decode_frame(r, r->if_linktypes[iface], p + 20, caplen, wirelen);
     return 1;
 }
 
 /* pcapng: the next block.  Returns 1 if a block was consumed, 0 at the end (r->eof set). */
 static int next_pcapng(sp2_pcap_reader *r)
 {
-    size_t left = r->size - r->pos;
-    const uint8_t *b = r->data + r->pos;
-    if (left < 12)
-    {
-        if (!r->at_eof)
-            r->need_more = 1;
-        else
-        {
-            r->eof = 1;
-            if (left > 0)
-                r->error = "truncated block";
-        }
+    uint32_t type, len;
+    int swapped;
+    if (!block_header(r, &type, &len, &swapped))
         return 0;
-    }
-    uint32_t type = le32(b);
-    int swapped = r->swapped;
-    if (type == 0x0A0D0D0Au)
-    {
-        /* a new section: its own byte order and interfaces */
-        if (left < 28 && !r->at_eof)
-        {
-            r->need_more = 1;
-            return 0;
-        }
-        int sw = shb_swapped(b, left);
-        if (sw < 0)
-        {
-            r->eof = 1;
-            r->error = "corrupt section header block";
-            return 0;
-        }
-        swapped = sw;
-    }
-    else
-        type = rd32(r, b);
-    uint32_t len = swapped ? be32(b + 4) : le32(b + 4);
-    if (len < 12 || len % 4 != 0 || len > MAX_RECORD + 64)
-    {
-        r->eof = 1;
-        r->error = "corrupt block length";
-        return 0;
-    }
-    if (len > left)
-    {
-        if (!r->at_eof)
-            r->need_more = 1;
-        else
-        {
-            r->eof = 1;
-            r->error = "truncated block";
-        }
-        return 0;
-    }
     size_t body = len - 12;       /* between the length fields */
-    const uint8_t *p = b + 8;
+    const uint8_t *p = r->data + r->pos + 8;
     r->pos += len;
-    if (type == 0x0A0D0D0Au)
-    {
-        r->swapped = swapped;
-        r->n_ifaces = 0;
-    }
     switch (type)
     {
+    case 0x0A0D0D0Au:             /* section header */
+        r->swapped = swapped;
+        r->n_ifaces = 0;
+        return 1;
     case 1:                       /* interface description */
         if (body < 8)
-            goto corrupt;
+            return fail(r, "corrupt packet block");
         if (add_interface(r, rd16(r, p)) != 0)
-        {
-            r->eof = 1;
-            r->error = "out of memory";
-            return 0;
-        }
-        break;
-    case 6:                       /* enhanced packet */
+            return fail(r, "out of memory");
+        return 1;
     case 2:                       /* packet (obsolete) */
-    {
-        if (body < 20)
-            goto corrupt;
-        uint32_t iface = type == 6 ? rd32(r, p) : rd16(r, p);
-        uint32_t caplen = rd32(r, p + 12);
-        uint32_t wirelen = rd32(r, p + 16);
-        if (caplen > body - 20)
-            goto corrupt;
-        if (iface >= r->n_ifaces)
-        {
-            r->eof = 1;
-            r->error = "packet block for an undeclared interface";
-            return 0;
-        }
-        decode_frame(r, r->if_linktypes[iface], p + 20, caplen, wirelen);
-        break;
+    case 3:                       /* simple packet */
+    case 6:                       /* enhanced packet */
+        return packet_block(r, type, p, body);
+    default:                      /* statistics, name resolution, ... */
+        return 1;
     }
-    case 3:                       /* simple packet: interface 0, captured up to its snaplen */
-    {
-        if (body < 4)
-            goto corrupt;
-        if (r->n_ifaces == 0)
-        {
-            r->eof = 1;
-            r->error = "packet block for an undeclared interface";
-            return 0;
-        }
-        uint32_t wirelen = rd32(r, p);
-        uint32_t caplen = wirelen < body - 4 ? wirelen : (uint32_t) (body - 4);
-        decode_frame(r, r->if_linktypes[0], p + 4, caplen, wirelen);
-        break;
-    }
-    default:                      /* section header, statistics, name resolution, ... */
-        break;
-    }
-    return 1;
-
-corrupt:
-    r->eof = 1;
-    r->error = "corrupt packet block";
-    return 0;
 }
 
 /* Feeds the rest of the current batch. */

@@ -99,9 +99,10 @@ class _ReaderHost:
         * ``(acceptor, max_size=DEFAULT_TCP_MAX_SIZE)``: accepts from a listening socket of the
           caller's (duplicated, so the caller may close theirs at once).
 
-        A packet that cannot be decoded or is larger than ``max_size``, or a connection closed in
-        the middle of a packet, ends the connection with a logged reason; every heap completed
-        before it is still delivered.
+        As in the reference, a packet larger than ``max_size`` is skipped whole and a header that
+        cannot be decoded 8 bytes at a time (each counted and logged), and reading goes on.  A
+        connection closed in the middle of a packet is logged; every heap completed before is
+        still delivered.
         """
         self._add_reader(make_tcp_reader(self._core, *args, **kwargs))
 

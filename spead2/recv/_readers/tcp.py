@@ -3,10 +3,11 @@
 The reader listens (or takes over a listening socket of the user's, duplicated), accepts one
 connection and closes the listener.  An ``asyncio.BufferedProtocol`` receives straight into the
 reader's buffer and the kernel frames packets out of it (``sp2_stream_add_bytes``); a partial
-packet waits at the front of the buffer for the rest.  When the connection ends -- closed by the
-peer (cleanly or in the middle of a packet), a packet that cannot be decoded, or one larger than
-``max_size`` -- the reason is logged and the stream stops, as in the reference; every heap
-completed before it is still delivered.
+packet waits at the front of the buffer for the rest.  As in the reference, a packet larger than
+``max_size`` (or one whose header decodes but whose packet does not) is skipped whole, and a
+header that cannot be decoded is skipped 8 bytes at a time; each drop is counted, its condition
+logged, and reading goes on.  When the connection ends -- closed by the peer, cleanly or in the
+middle of a packet -- the stream stops; every heap completed before it is still delivered.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, cast
 
 from spead2._kernel import ffi, lib
 from spead2._overload import TCP_BUFFER_SIZE, TCP_MAX_SIZE, Overload, first_is, resolve_overload
-from spead2.recv._core import BAD_PACKET, FULL, OK, PARTIAL, STOPPED, StreamCore
+from spead2.recv._core import BAD_PACKET, StreamCore
 from spead2.recv._readers._net import (
     ReaderValueError,
     bind,
@@ -32,7 +33,6 @@ from spead2.recv._readers._net import (
     set_receive_buffer,
     setsockopt,
 )
-from spead2.recv._stats import DROP_REASONS
 
 _logger = logging.getLogger("spead2")
 
@@ -61,6 +61,8 @@ class TcpReader:
         self._start = 0  # unconsumed bytes are [start, end)
         self._end = 0
         self._eof = False
+        self._skip = 0  # bytes of a dropped packet still to be skipped (they may not have come yet)
+        self._invalid_logged = False
         self._paused = False
         self._closed = False
         self._finished = False
@@ -203,28 +205,35 @@ class TcpReader:
 
     def _feed(self) -> None:
         while not self._closed and not self._paused and self._end > self._start:
+            if self._skip:
+                self._consume(min(self._skip, self._end - self._start))
+                continue
             status, consumed = self._core.feed_bytes(
                 self._data + self._start, self._end - self._start, self._max_packet
             )
-            self._start += consumed
-            if self._start == self._end:
-                self._start = self._end = 0
-            if status in (OK, PARTIAL, FULL, STOPPED):
+            self._consume(consumed)
+            if status != BAD_PACKET:
                 return
-            assert status == BAD_PACKET
-            self._bad_packet()
-            return
+            self._skip_bad_packet()
 
-    def _bad_packet(self) -> None:
+    def _consume(self, nbytes: int) -> None:
+        self._start += nbytes
+        self._skip = max(self._skip - nbytes, 0) if self._skip else 0
+        if self._start == self._end:
+            self._start = self._end = 0
+
+    def _skip_bad_packet(self) -> None:
+        """Skips the packet the kernel refused (and counted), as the reference does: one whose
+        size its header tells (too large, or its payload beyond its heap) whole, else 8 bytes."""
         info = ffi.new("sp2_packet_info *")
-        ret = lib.sp2_decode_packet(self._data + self._start, self._end - self._start, 0, info)
-        if ret in (lib.SP2_DROP_NONE, lib.SP2_DROP_TOO_SHORT):
-            reason = f"a packet is larger than max_size ({self._max_size} bytes)"
+        why = lib.sp2_decode_packet(self._data + self._start, self._end - self._start, 0, info)
+        if why in (lib.SP2_DROP_NONE, lib.SP2_DROP_TOO_SHORT, lib.SP2_DROP_BEYOND_HEAP):
+            self._skip = max(int(info.size), 1)
         else:
-            reason = f"a packet cannot be decoded ({DROP_REASONS[ret - 1]})"
-        self._warn(f"{reason}; closing the connection")
-        self._start = self._end = 0
-        self._finish()
+            self._skip = 8
+            if not self._invalid_logged:  # (the reference's line; repeats are in the drop counts)
+                self._invalid_logged = True
+                _logger.info("discarding packet due to invalid header")
 
     def _connection_ended(self, exc: Exception | None) -> None:
         if exc is not None and not self._eof and not self._closed:
