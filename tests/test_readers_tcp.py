@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import vectors
 from conftest import LOOP_FACTORIES
-from test_readers_udp import packet, stop_packet
+from test_readers_udp import FLAVOUR, packet, stop_packet
 from test_vectors_stream import bin_params, check_stream_results, make_configs
 
 import spead2
 import spead2.recv
 import spead2.recv.asyncio
+import spead2.send
 from spead2._kernel import ffi, lib
 
 LOCALHOST = "127.0.0.1"
@@ -48,6 +49,14 @@ def send_and_close(address: tuple[Any, ...], data: bytes, family: int = socket.A
     with socket.socket(family, socket.SOCK_STREAM) as conn:
         conn.connect(address)
         conn.sendall(data)
+
+
+def large_packet(cnt: int, payload: bytes) -> bytes:
+    """A heap in one packet however large its payload (the send side's encoder)."""
+    heap = spead2.send.Heap(FLAVOUR)
+    heap.add_item(spead2.Item(0x1000, "", "", (None,), format=[("u", 8)], value=list(payload)))
+    (data,) = spead2.send.PacketGenerator(heap, cnt, len(payload) + 4096)
+    return data
 
 
 def heaps_bytes(cnts: range, payload: bytes = b"payload!") -> bytes:
@@ -278,7 +287,7 @@ TRUNCATED = "dropping packet due to truncation"
     [
         (lambda p: b"\x00" * 16 + p, [REJECTED + "magic or version did not match", INVALID], True),
         (lambda p: b"\x53\x05" + p[2:], [REJECTED + "magic or version did not match", INVALID], True),
-        (lambda p: packet(9, b"z" * 5000), [TRUNCATED], True),
+        (lambda p: large_packet(9, b"z" * 5000), [TRUNCATED], True),
         (
             lambda p: p[:8] + b"\xff" * 8 + p[16:],
             [REJECTED + "it does not have required items", INVALID],
@@ -330,7 +339,7 @@ def test_large_packets(thread_pool: spead2.ThreadPool) -> None:
     payloads = [bytes([i]) * (700_000 + i) for i in range(1, 4)]
     stream = spead2.recv.Stream(thread_pool)
     port = listen_free(lambda p: stream.add_tcp_reader(p, max_size=1 << 20, bind_hostname=LOCALHOST))
-    send_and_close((LOCALHOST, port), b"".join(packet(i + 1, p) for i, p in enumerate(payloads)))
+    send_and_close((LOCALHOST, port), b"".join(large_packet(i + 1, p) for i, p in enumerate(payloads)))
     heaps = list(stream)
     assert [h.cnt for h in heaps] == [1, 2, 3]
     for heap, payload in zip(heaps, payloads, strict=True):
