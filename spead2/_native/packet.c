@@ -1,6 +1,28 @@
 /* Decoding one SPEAD packet header (SPEAD-64-XX, any heap address width the flavour allows). */
 #include "internal.h"
 
+/* The immediate values of the packet-header items (HEAP_CNT .. PAYLOAD_LENGTH, indexed by id;
+ * -1 where absent) among the item pointers.  Returns how many pointers have those ids. */
+static uint32_t read_fields(const uint8_t *pointers, uint32_t n_items, unsigned address_bits, int64_t *fields)
+{
+    uint64_t address_mask = (UINT64_C(1) << address_bits) - 1;
+    uint64_t id_mask = (UINT64_C(1) << (63 - address_bits)) - 1;
+    uint32_t n_special = 0;
+    for (uint64_t id = 0; id <= SP2_ID_PAYLOAD_LENGTH; id++)
+        fields[id] = -1;
+    for (uint32_t i = 0; i < n_items; i++)
+    {
+        uint64_t pointer = sp2_load_be64(pointers + 8 * (size_t) i);
+        uint64_t id = (pointer >> address_bits) & id_mask;
+        if (id < SP2_ID_HEAP_CNT || id > SP2_ID_PAYLOAD_LENGTH)
+            continue;
+        n_special++;
+        if (pointer >> 63)
+            fields[id] = (int64_t) (pointer & address_mask);
+    }
+    return n_special;
+}
+
 sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out)
 {
     out->info.size = 0;
@@ -30,30 +52,11 @@ sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2
         return SP2_DROP_TOO_SHORT;
 
     unsigned address_bits = address_bytes * 8;
-    uint64_t address_mask = (UINT64_C(1) << address_bits) - 1;
-    uint64_t id_mask = (UINT64_C(1) << (63 - address_bits)) - 1;
-    int64_t heap_cnt = -1, heap_length = -1, payload_offset = -1, payload_length = -1;
-    uint32_t n_special = 0;
+    int64_t fields[SP2_ID_PAYLOAD_LENGTH + 1];
     const uint8_t *pointers = data + 8;
-    for (uint32_t i = 0; i < n_items; i++)
-    {
-        uint64_t pointer = sp2_load_be64(pointers + 8 * (size_t) i);
-        uint64_t id = (pointer >> address_bits) & id_mask;
-        if (id < SP2_ID_HEAP_CNT || id > SP2_ID_PAYLOAD_LENGTH)
-            continue;
-        n_special++;
-        if (!(pointer >> 63))
-            continue;
-        int64_t value = (int64_t) (pointer & address_mask);
-        switch (id)
-        {
-        case SP2_ID_HEAP_CNT: heap_cnt = value; break;
-        case SP2_ID_HEAP_LENGTH: heap_length = value; break;
-        case SP2_ID_PAYLOAD_OFFSET: payload_offset = value; break;
-        case SP2_ID_PAYLOAD_LENGTH: payload_length = value; break;
-        default: break;
-        }
-    }
+    uint32_t n_special = read_fields(pointers, n_items, address_bits, fields);
+    int64_t heap_cnt = fields[SP2_ID_HEAP_CNT], heap_length = fields[SP2_ID_HEAP_LENGTH];
+    int64_t payload_offset = fields[SP2_ID_PAYLOAD_OFFSET], payload_length = fields[SP2_ID_PAYLOAD_LENGTH];
     if (heap_cnt < 0 || payload_offset < 0 || payload_length < 0)
         return SP2_DROP_MISSING_FIELD;
     /* payload_length < 2^56, so this cannot overflow */

@@ -130,74 +130,62 @@ static int transient(int err)
            || err == ENOBUFS || err == ENOMEM;
 }
 
+/* Puts the datagram in slot i (len bytes; cut: the socket truncated it) in the batch, unless it
+ * is larger than max_size (then it is only counted). */
+static void take_datagram(sp2_udp_reader *r, uint32_t i, size_t len, int cut, size_t *truncated)
+{
+    if (len > r->max_size || cut)
+    {
+        (*truncated)++;
+        return;
+    }
+    r->ptrs[r->ready] = r->buffers + (size_t) i * r->slot_size;
+    r->sizes[r->ready] = len;
+    r->ready++;
+}
+
 /* Receives one batch into the slots.  Returns the number of datagrams, 0 if there are none
  * (or only a passing error), -1 on a real error. */
+#ifdef __linux__
 static int receive_batch(sp2_udp_reader *r, int fd, size_t *truncated)
 {
     *truncated = 0;
-#ifdef __linux__
-    for (;;)
-    {
-        int n = recvmmsg(fd, r->msgs, r->n_slots, MSG_DONTWAIT, NULL);
-        if (n < 0)
-        {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || transient(errno))
-                return 0;
-            return -1;
-        }
-        size_t k = 0;
-        for (int i = 0; i < n; i++)
-        {
-            size_t len = r->msgs[i].msg_len;
-            if (len > r->max_size || (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
-            {
-                (*truncated)++;
-                continue;
-            }
-            r->ptrs[k] = r->buffers + (size_t) i * r->slot_size;
-            r->sizes[k] = len;
-            k++;
-        }
-        r->next = 0;
-        r->ready = k;
-        r->received += (size_t) n;
-        return n;
-    }
+    int n;
+    do
+        n = recvmmsg(fd, r->msgs, r->n_slots, MSG_DONTWAIT, NULL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || transient(errno) ? 0 : -1;
+    r->next = r->ready = 0;
+    for (int i = 0; i < n; i++)
+        take_datagram(r, (uint32_t) i, r->msgs[i].msg_len, r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC, truncated);
+    r->received += (size_t) n;
+    return n;
+}
 #else
+static int receive_batch(sp2_udp_reader *r, int fd, size_t *truncated)
+{
+    *truncated = 0;
+    r->next = r->ready = 0;
     int n = 0;
-    size_t k = 0;
     while ((uint32_t) n < r->n_slots)
     {
-        uint8_t *slot = r->buffers + (size_t) n * r->slot_size;
-        ssize_t len = recv(fd, slot, r->slot_size, MSG_DONTWAIT);
+        ssize_t len = recv(fd, r->buffers + (size_t) n * r->slot_size, r->slot_size, MSG_DONTWAIT);
+        if (len < 0 && errno == EINTR)
+            continue;
         if (len < 0)
         {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || transient(errno))
-                break;
-            if (n == 0)
+            if (n == 0 && !(errno == EAGAIN || errno == EWOULDBLOCK || transient(errno)))
                 return -1;
             break;
         }
+        take_datagram(r, (uint32_t) n, (size_t) len, 0, truncated);
         n++;
-        if ((size_t) len > r->max_size)
-        {
-            (*truncated)++;
-            continue;
-        }
-        r->ptrs[k] = slot;
-        r->sizes[k] = (size_t) len;
-        k++;
     }
-    r->next = 0;
-    r->ready = k;
     r->received += (size_t) n;
     return n;
-#endif
 }
+#endif
 #endif
 
 int sp2_udp_reader_drain(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t max_batches)

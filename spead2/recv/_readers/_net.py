@@ -10,6 +10,7 @@ written against either keeps working.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import operator
@@ -46,6 +47,11 @@ def runtime_compatible(exc: OSError, message: str) -> OSError:
     new = cls(exc.errno, message) if exc.errno is not None else cls(message)
     assert isinstance(new, OSError)
     return new
+
+
+def task_error(task: asyncio.Task[Any]) -> BaseException | None:
+    """What a finished task raised (None if it succeeded or was cancelled)."""
+    return None if task.cancelled() else task.exception()
 
 
 def check_int(value: Any, name: str, low: int = 0, high: int | None = None) -> int:

@@ -32,6 +32,7 @@ from spead2.recv._readers._net import (
     runtime_compatible,
     set_receive_buffer,
     setsockopt,
+    task_error,
 )
 
 _logger = logging.getLogger("spead2")
@@ -166,9 +167,7 @@ class TcpReader:
         task.add_done_callback(self._connected)
 
     def _connected(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
+        exc = task_error(task)
         if exc is not None:
             _logger.warning("TCP reader on %s: cannot use the connection: %s", self._where, exc)
             self._finish()

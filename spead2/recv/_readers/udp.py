@@ -44,6 +44,7 @@ from spead2.recv._readers._net import (
     runtime_compatible,
     set_receive_buffer,
     setsockopt,
+    task_error,
 )
 
 _logger = logging.getLogger("spead2")
@@ -206,9 +207,7 @@ class UdpReader:
         task.add_done_callback(self._endpoint_done)
 
     def _endpoint_done(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
+        exc = task_error(task)
         if exc is not None:
             _logger.warning("UDP reader on %s could not start: %s", self._where, exc)
             if not self._closed:
