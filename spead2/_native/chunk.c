@@ -119,7 +119,10 @@ static chunk_heap *find_heap(sp2_chunk_stream *k, int64_t cnt)
     for (uint32_t i = 0; i < n; i++)
     {
         h = &k->heaps[i];
-        if (h->in_use && h->cnt == cnt)
+        if (!h->in_use)
+            continue;
+        k->stream->batch.search_dist++;
+        if (h->cnt == cnt)
         {
             k->last_hit = i;
             return h;
@@ -434,12 +437,6 @@ int sp2_chunk_parked(sp2_chunk_stream *k, const uint8_t **data, size_t *size, in
 void sp2_chunk_unpark(sp2_chunk_stream *k)
 {
     k->parked_size = 0;
-}
-
-void sp2_chunk_window(sp2_chunk_stream *k, int64_t *head, uint32_t *count)
-{
-    *head = k->head_id;
-    *count = k->count;
 }
 
 int sp2_chunk_set_head(sp2_chunk_stream *k, int64_t head)

@@ -40,6 +40,19 @@ def _writable_buffer(value: Any) -> Any:
     return value
 
 
+def _buffer_property(name: str, doc: str) -> property:
+    """A buffer attribute of a Chunk: a writable C-contiguous buffer, or None."""
+    attr = "_" + name
+
+    def get(self: Chunk) -> Any:
+        return getattr(self, attr)
+
+    def set(self: Chunk, value: Any) -> None:
+        setattr(self, attr, _writable_buffer(value))
+
+    return property(get, set, doc=doc)
+
+
 class Chunk:
     """A chunk: ``data`` (heap payloads), ``present`` (one flag per heap, or per packet with
     packet presence), ``extra`` (what place functions write), ``chunk_id`` and ``stream_id``.
@@ -83,29 +96,9 @@ class Chunk:
             raise OverflowError("stream_id must fit in 64 bits")
         self._stream_id = value
 
-    @property
-    def present(self) -> Any:
-        return self._present
-
-    @present.setter
-    def present(self, value: Any) -> None:
-        self._present = _writable_buffer(value)
-
-    @property
-    def data(self) -> Any:
-        return self._data
-
-    @data.setter
-    def data(self, value: Any) -> None:
-        self._data = _writable_buffer(value)
-
-    @property
-    def extra(self) -> Any:
-        return self._extra
-
-    @extra.setter
-    def extra(self, value: Any) -> None:
-        self._extra = _writable_buffer(value)
+    present: Any = _buffer_property("present", "One flag per heap index (per packet with packet presence).")
+    data: Any = _buffer_property("data", "The heaps' payloads.")
+    extra: Any = _buffer_property("extra", "What place functions write as extra data.")
 
 
 def place_pointer(place: Any) -> tuple[int, int, bool]:

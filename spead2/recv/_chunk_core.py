@@ -110,7 +110,9 @@ class ChunkCore(StreamCore):
         self._n_stats = len(config.stats)
         self._stat_index = {name: config.get_stat_index(name) for name in CHUNK_STATS}
         self._source = source
-        self._window: deque[_Slot] = deque()
+        self._window: deque[_Slot] = deque()  # the chunks of C's window, oldest first
+        self._outbox: deque[_Slot] = deque()  # out of C's window, not yet taken by the source
+        self._head = 0  # chunk id of C's window head
         self._waiting: str | None = None  # what a wake-up from the source is due for
         self._released = False  # the source has been told the stream is finished
         self._out_of_range_logged = 0
@@ -164,6 +166,8 @@ class ChunkCore(StreamCore):
 
     def _on_wake(self) -> None:
         self._waiting = None
+        if not self._flush_outbox():
+            return
         if self.stopped:
             self._finish()
         else:
@@ -171,27 +175,26 @@ class ChunkCore(StreamCore):
 
     def window_head(self) -> int:
         """Loop thread: the oldest chunk id the stream may still write to."""
-        return self._window_state()[0]
+        return self._head
 
-    def _window_state(self) -> tuple[int, int]:
-        head = ffi.new("int64_t *")
-        count = ffi.new("uint32_t *")
-        lib.sp2_chunk_window(self._chunk, head, count)
-        return int(head[0]), int(count[0])
-
-    def _pop_head(self, flushed: bool) -> bool:
-        """Takes the oldest chunk out of C's window and gives it to the source (False: wait)."""
+    def _pop_head(self, flushed: bool) -> None:
+        """Takes the oldest chunk out of C's window, into the outbox."""
         lib.sp2_chunk_pop_head(self._chunk, int(flushed))
-        self._window[0].views = []
-        return self._pop_pending()
+        slot = self._window.popleft()
+        slot.views = []
+        self._outbox.append(slot)
+        self._head += 1
 
-    def _pop_pending(self) -> bool:
-        """Gives the source the chunk at the front, already out of C's window (False: wait)."""
-        slot = self._window[0]
-        if not self._source.release(self, slot.chunk_id, slot.chunk, self._wake):
-            self._waiting = "release"
-            return False
-        self._window.popleft()
+    def _flush_outbox(self) -> bool:
+        """Gives the source the chunks out of C's window, in order (False: wait for it).  Done
+        after the C work of a window move: waking a consumer hands it the GIL at every later
+        call into C."""
+        while self._outbox:
+            slot = self._outbox[0]
+            if not self._source.release(self, slot.chunk_id, slot.chunk, self._wake):
+                self._waiting = "release"
+                return False
+            self._outbox.popleft()
         return True
 
     def _move_window(self) -> None:
@@ -202,45 +205,36 @@ class ChunkCore(StreamCore):
         if self._waiting or not lib.sp2_chunk_parked(self._chunk, data, size, wanted_p):
             return
         wanted = int(wanted_p[0])
-        while True:
-            head, count = self._window_state()
-            if len(self._window) > count and not self._pop_pending():
-                return
-            if count and wanted - head >= self._max_chunks:
-                if not self._pop_head(False):
-                    return
-                continue
-            if not count and wanted - head >= self._max_chunks:
+        while wanted - self._head >= self._max_chunks:
+            if not self._window:
                 ensure(lib.sp2_chunk_set_head(self._chunk, wanted - self._max_chunks + 1), "chunk window")
-                continue
-            if head + count > wanted:
-                break
-            chunk = self._source.acquire(self, head + count, self._wake)
+                self._head = wanted - self._max_chunks + 1
+            else:
+                self._pop_head(False)
+        while self._head + len(self._window) <= wanted:
+            chunk_id = self._head + len(self._window)
+            chunk = self._source.acquire(self, chunk_id, self._wake)
             if chunk is WAIT:
-                self._waiting = "acquire"
+                if self._flush_outbox():  # the consumer may be waiting for those to free some
+                    self._waiting = "acquire"
                 return
             assert chunk is None or isinstance(chunk, Chunk)
             buf, views = _chunk_buf(chunk)
             ensure(lib.sp2_chunk_push_tail(self._chunk, buf), "chunk window")
-            self._window.append(_Slot(head + count, chunk, views))
+            self._window.append(_Slot(chunk_id, chunk, views))
         lib.sp2_chunk_unpark(self._chunk)
         self.feed_datagram(data[0], int(size[0]))
+        self._flush_outbox()
         # Resumed from the loop: a reader is still inside the feed call that reported SP2_FULL.
         assert self.loop is not None
         self.loop.call_soon(self._let_go)
 
     def release_until(self, chunk_id: int) -> None:
         """Loop thread: lets go of the chunks before ``chunk_id`` (a group moving on)."""
-        while self._window and self._waiting != "release":
-            head, count = self._window_state()
-            if len(self._window) > count:
-                if not self._pop_pending():
-                    return
-                continue
-            if head >= chunk_id or not count:
-                return
-            if not self._pop_head(False):
-                return
+        while self._window and self._head < chunk_id:
+            self._pop_head(False)
+        if self._waiting != "release":
+            self._flush_outbox()
 
     # ---- the end ----
 
@@ -254,14 +248,11 @@ class ChunkCore(StreamCore):
 
     def _finish(self) -> None:
         """Gives every chunk of the window to the source, then tells it the stream is done."""
-        while self._window and self._waiting != "release":
-            _, count = self._window_state()
-            if len(self._window) > count:
-                if not self._pop_pending():
-                    return
-            elif not self._pop_head(True):
-                return
-        if not self._window and not self._released:
+        while self._window:
+            self._pop_head(True)
+        if self._waiting == "release" or not self._flush_outbox():
+            return
+        if not self._released:
             self._released = True
             self._source.finished(self)
 

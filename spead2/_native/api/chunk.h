@@ -67,8 +67,6 @@ void sp2_chunk_attach(sp2_chunk_stream *chunk, sp2_stream *stream);
 /* The kept packet waiting for chunk *chunk_id (returns 0 if none is kept). */
 int sp2_chunk_parked(sp2_chunk_stream *chunk, const uint8_t **data, size_t *size, int64_t *chunk_id);
 void sp2_chunk_unpark(sp2_chunk_stream *chunk);
-/* The window: chunk ids [*head, *head + *count). */
-void sp2_chunk_window(sp2_chunk_stream *chunk, int64_t *head, uint32_t *count);
 /* An empty window may start anywhere (ids >= 0). */
 int sp2_chunk_set_head(sp2_chunk_stream *chunk, int64_t head);
 /* Takes the oldest chunk out of the window: its heaps still being assembled end as incomplete
