@@ -23,11 +23,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # rawpackets: the tests' packet builder
 
 import fuzz_input as fi  # noqa: E402
+from rawpackets import Encoder, Heap, Item, packet, pointer  # noqa: E402
 
 from spead2._kernel import ffi, lib  # noqa: E402
-from spead2.tools._encode import Encoder, Heap, Item, packet, pointer  # noqa: E402
 
 MAX_INPUT = 1 << 16
 

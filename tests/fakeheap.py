@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
+
+import rawpackets
 
 import spead2
 from spead2._descriptors import parse_descriptors
@@ -89,15 +90,12 @@ ItemSpec = tuple[int, "int | bytes"]
 
 
 def pointer(id: int, value: int, immediate: bool, heap_address_bits: int = 40) -> bytes:
-    return ((int(immediate) << 63) | (id << heap_address_bits) | value).to_bytes(8, "big")
+    return rawpackets.pointer(id, value, immediate, heap_address_bits).to_bytes(8, "big")
 
 
 def packet_bytes(pointers: Sequence[bytes], payload: bytes, heap_address_bits: int = 40) -> bytes:
     """A packet from raw pointers and payload (no header items added)."""
-    header = struct.pack(
-        ">BBBBHH", 0x53, 4, (64 - heap_address_bits) // 8, heap_address_bits // 8, 0, len(pointers)
-    )
-    return header + b"".join(pointers) + payload
+    return rawpackets.packet([int.from_bytes(p, "big") for p in pointers], payload, heap_address_bits)
 
 
 def heap_packets(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from rawpackets import Encoder, Item, packet, pointer
+from rawpackets import Heap as EncHeap
+
 from spead2._drops import drops_from_kernel
 from spead2._kernel import ffi, lib
 from spead2._kstream import kernel_config, new_stream
 from spead2.recv._config import CORE_STATS as CORE_STAT_CONFIGS
 from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
-from spead2.tools._encode import Encoder, Item, packet, pointer
-from spead2.tools._encode import Heap as EncHeap
 
 __all__ = ["EncHeap", "Encoder", "Item", "Kernel", "packet", "pointer"]
 

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import pytest
 from kernel_harness import Kernel, packet, pointer
+from rawpackets import Encoder, Heap, Item
 
 import spead2
 import spead2.recv
 import spead2.recv.asyncio
 from spead2._drops import drop_reason_value
 from spead2._kernel import lib
-from spead2.tools._encode import Encoder, Heap, Item
 
 GiB = 1 << 30
 MAX_ADDR = (1 << 40) - 1

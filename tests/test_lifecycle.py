@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rawpackets import Encoder, Heap, Item
 
 import spead2
 import spead2.recv
 import spead2.recv.asyncio
-from spead2.tools._encode import Encoder, Heap, Item
 
 ROOT = Path(__file__).resolve().parent.parent
 ENC = Encoder(max_packet_size=1472)
@@ -337,7 +337,7 @@ def test_dropped_without_stop(no_leaks: None) -> None:
 EXIT_SCRIPT = """
 import asyncio, sys, threading, time
 import spead2, spead2.recv, spead2.recv.asyncio
-from spead2.tools._encode import Encoder, Heap, Item
+from rawpackets import Encoder, Heap, Item
 
 enc = Encoder()
 queue = spead2.InprocQueue()
@@ -387,7 +387,7 @@ print("exiting", flush=True)
 def test_interpreter_exit_with_live_streams(mode: str, code: int, tmp_path: Path) -> None:
     script = tmp_path / "exit.py"
     script.write_text(textwrap.dedent(EXIT_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, str(script), mode], capture_output=True, text=True, timeout=60, env=env

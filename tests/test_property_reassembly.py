@@ -27,10 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel_harness import Kernel
+from rawpackets import Encoder, Heap, Item
 
 import spead2
 import spead2.recv
-from spead2.tools._encode import Encoder, Heap, Item
 
 # ---- the packets, as the model reads them ------------------------------------------------------
 

@@ -1,9 +1,9 @@
-"""A minimal SPEAD encoder: heaps into packets.
-
-This project receives; the encoder exists for the demo sender, the capture round trip, the
-benchmarks' traffic generator and the tests.  It writes SPEAD-64-XX packets the way senders
-commonly do: every item pointer in the first packet (or in all of them with
-``repeat_pointers``), HEAP_CNT / HEAP_LENGTH / PAYLOAD_OFFSET / PAYLOAD_LENGTH in each.
+"""The tests' raw packet builder: packets laid out by hand, for what the receiver must cope
+with but the send side's encoder (spead2.send, the project's one encoder) never writes --
+every item pointer in the first packet whatever its size, heaps without HEAP_LENGTH
+(``heap_length=False``) or without padding (``pad=False``), and any pointer or header by hand
+(:func:`pointer`, :func:`packet`).  Valid traffic in tests comes from spead2.send; descriptors
+here are encoded by it too.
 """
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import spead2
 from spead2._constants import (
     CTRL_STREAM_STOP,
-    DESCRIPTOR_DESCRIPTION_ID,
-    DESCRIPTOR_DTYPE_ID,
-    DESCRIPTOR_FORMAT_ID,
     DESCRIPTOR_ID,
-    DESCRIPTOR_ID_ID,
-    DESCRIPTOR_NAME_ID,
-    DESCRIPTOR_SHAPE_ID,
     HEAP_CNT_ID,
     HEAP_LENGTH_ID,
     NULL_ID,
@@ -30,6 +25,7 @@ from spead2._constants import (
     PAYLOAD_OFFSET_ID,
     STREAM_CTRL_ID,
 )
+from spead2.send._heap import encode_descriptor
 
 _Q = struct.Struct(">Q")
 
@@ -153,44 +149,8 @@ class Encoder:
         order: str = "C",
         format: Sequence[tuple[str, int]] | None = None,
     ) -> bytes:
-        """A descriptor (itself a packet) with a numpy header, or a legacy format list."""
-        hab = self.heap_address_bits
-        parts: list[tuple[int, bytes]] = [
-            (DESCRIPTOR_NAME_ID, name.encode()),
-            (DESCRIPTOR_DESCRIPTION_ID, description.encode()),
-        ]
-        if dtype is not None:
-            header = {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                "fortran_order": order == "F",
-                "shape": tuple(shape),
-            }
-            parts.append((DESCRIPTOR_DTYPE_ID, repr(header).encode()))
-            parts.append((DESCRIPTOR_SHAPE_ID, b""))
-            parts.append((DESCRIPTOR_FORMAT_ID, b""))
-        else:
-            # shape entries: a flag byte (1: variable) and heap_address_bits of size; format
-            # entries: a code byte and (64 - heap_address_bits) bits of width
-            shape_bytes = b"".join(
-                (b"\x01" + bytes(hab // 8)) if dim is None else (b"\x00" + dim.to_bytes(hab // 8, "big"))
-                for dim in shape
-            )
-            fmt = b"".join(
-                code.encode() + bits.to_bytes((64 - hab) // 8, "big") for code, bits in (format or [])
-            )
-            parts.append((DESCRIPTOR_SHAPE_ID, shape_bytes))
-            parts.append((DESCRIPTOR_FORMAT_ID, fmt))
-        payload = bytearray()
-        pointers = [
-            self._p(HEAP_CNT_ID, 1, True),
-            self._p(HEAP_LENGTH_ID, 0, True),  # patched below
-            self._p(PAYLOAD_OFFSET_ID, 0, True),
-            self._p(PAYLOAD_LENGTH_ID, 0, True),
-            self._p(DESCRIPTOR_ID_ID, item_id, True),
-        ]
-        for part_id, data in parts:
-            pointers.append(self._p(part_id, len(payload), False))
-            payload += data
-        pointers[1] = self._p(HEAP_LENGTH_ID, len(payload), True)
-        pointers[3] = self._p(PAYLOAD_LENGTH_ID, len(payload), True)
-        return packet(pointers, bytes(payload), hab)
+        """A descriptor (itself a packet) with a numpy header, or a legacy format list, as the
+        send side encodes it."""
+        descriptor = spead2.Descriptor(item_id, name, description, shape, dtype, order, format)
+        flavour = spead2.Flavour(4, 64, self.heap_address_bits, 0)
+        return encode_descriptor(descriptor.to_raw(flavour), flavour)
