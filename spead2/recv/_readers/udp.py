@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, cast
 
-from spead2._kernel import ffi, lib
+from spead2._kernel import check_pointer, ffi, lib
 from spead2._overload import UDP_BUFFER_SIZE, UDP_MAX_SIZE, Overload, Test, first_is, resolve_overload
 from spead2.recv._core import StreamCore
 from spead2.recv._readers._net import (
@@ -79,7 +79,7 @@ class UdpReader:
             raw = lib.sp2_udp_reader_new(max_size, N_SLOTS)
             if raw == ffi.NULL:
                 sock.close()
-                raise MemoryError("cannot allocate the UDP reader's buffers")
+            check_pointer(raw, "cannot allocate the UDP reader's buffers")
             # The loop's handle holds the C reader, and C uses the callback and the kernel stream:
             # the C reader's destructor keeps both, so neither can go while the loop may still
             # call it (and the callback holds this object weakly: no cycle).
