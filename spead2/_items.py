@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.lib.format
 
+from spead2 import _plan
 from spead2._constants import _UNRESERVED_ID, BUG_COMPAT_SWAP_ENDIAN, STREAM_CTRL_ID
 from spead2._descriptors import RawDescriptor
 
@@ -511,10 +512,14 @@ class ItemGroup:
     def __init__(self) -> None:
         self._by_id: dict[Any, Item] = {}
         self._by_name: dict[Any, Item] = {}
+        # How update() sets each item from a received heap (see spead2._plan), for _plan_order.
+        self._plan: dict[int, Any] = {}
+        self._plan_order = "="
 
     def _remove_item(self, item: Item) -> None:
         del self._by_id[item.id]
         del self._by_name[item.name]
+        self._plan = {}
 
     def _add_item(self, item: Item) -> None:
         old_by_id = self._by_id.get(item.id)
@@ -531,6 +536,7 @@ class ItemGroup:
         item.version = version
         self._by_id[item.id] = item
         self._by_name[item.name] = item
+        self._plan = {}
 
     def add_item(self, *args: Any, **kwargs: Any) -> Item:
         """Creates an :class:`Item` from the arguments and adds it as a descriptor would be added.
@@ -592,6 +598,11 @@ class ItemGroup:
                 _add_note(exc, f"in the descriptor of item {raw_descriptor.id:#x} ({raw_descriptor.name!r})")
                 raise
             self._add_item(item)
+        planned = getattr(heap, "_planned_items", None)
+        if planned is not None:
+            if new_order != self._plan_order:
+                self._plan, self._plan_order = {}, new_order
+            return _plan.apply(self._plan, self._by_id, new_order, *planned())
         updated: dict[str, Item] = {}
         for raw_item in heap.get_items():
             if raw_item.id <= STREAM_CTRL_ID:

@@ -8,6 +8,7 @@ view keeps alive through its buffer.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,11 @@ from spead2._kernel import ffi, lib
 from spead2._rawitem import RawItem
 
 _flavours: dict[tuple[int, int], Flavour] = {}
+
+# sp2_item as plain fields: id, value, length, is_immediate (then padding).
+_ITEM = struct.Struct("=QQQB" + "x" * (ffi.sizeof("sp2_item") - struct.calcsize("=QQQB")))
+if [ffi.offsetof("sp2_item", f) for f in ("id", "value", "length", "is_immediate")] != [0, 8, 16, 24]:
+    raise ImportError("the kernel's sp2_item layout changed: spead2.recv._heap._ITEM must follow it")
 
 
 def _flavour(heap_address_bits: int, bug_compat: int) -> Flavour:
@@ -106,6 +112,16 @@ class _HeapBase:
         """The heap's raw items (item pointers other than the packet fields, descriptors and
         padding), ordered by address; values are views of the heap's payload."""
         return self._raw_items(self._owner.items, self._owner.n_items)
+
+    def _planned_items(self) -> tuple[list[tuple[int, int, int, int]], Any, int, Any]:
+        """What ItemGroup.update's plan needs (spead2._plan.apply): the items as plain tuples
+        (id, immediate value or payload offset, length, is_immediate), the payload (a callable),
+        heap_address_bits, and a callable making the RawItem of an item by index."""
+        raw = self._owner
+        n = raw.n_items
+        items = raw.items
+        records = list(_ITEM.iter_unpack(ffi.buffer(items, n * _ITEM.size))) if n else []
+        return records, self._payload_array, raw.heap_address_bits, lambda i: self._raw_items(items + i, 1)[0]
 
 
 class Heap(_HeapBase):
