@@ -82,6 +82,15 @@ def pour(queue: spead2.InprocQueue, stop: threading.Event) -> None:
             time.sleep(0.0005)  # let the queue drain now and then
 
 
+def consume_into(stream: spead2.recv.Stream, got: list[int], flowing: threading.Event, n: int = 50) -> None:
+    """Iterates the stream into ``got``; sets ``flowing`` once ``n`` heaps came (the stop then
+    lands while heaps pour in)."""
+    for heap in stream:
+        got.append(heap.cnt)
+        if len(got) == n:
+            flowing.set()
+
+
 @pytest.mark.parametrize("ring", [2, 64])
 def test_stop_while_pouring_blocking(no_leaks: None, ring: int) -> None:
     with spead2.ThreadPool() as pool:
@@ -91,15 +100,11 @@ def test_stop_while_pouring_blocking(no_leaks: None, ring: int) -> None:
         done = threading.Event()
         producer = threading.Thread(target=pour, args=(queue, done))
         producer.start()
-        got = []
-
-        def consume() -> None:
-            for heap in stream:
-                got.append(heap.cnt)
-
-        consumer = threading.Thread(target=consume)
+        got: list[int] = []
+        flowing = threading.Event()
+        consumer = threading.Thread(target=consume_into, args=(stream, got, flowing))
         consumer.start()
-        time.sleep(0.3)
+        assert flowing.wait(30), "no heaps came"
         t0 = time.monotonic()
         stream.stop()
         consumer.join(10)
@@ -175,15 +180,11 @@ def test_stop_while_pouring_network(no_leaks: None, transport: str) -> None:
 
         sender = threading.Thread(target=send)
         sender.start()
-        got = []
-
-        def consume() -> None:
-            for heap in stream:
-                got.append(heap.cnt)
-
-        consumer = threading.Thread(target=consume)
+        got: list[int] = []
+        flowing = threading.Event()
+        consumer = threading.Thread(target=consume_into, args=(stream, got, flowing))
         consumer.start()
-        time.sleep(0.3)
+        assert flowing.wait(30), "no heaps came"
         t0 = time.monotonic()
         stream.stop()
         consumer.join(10)
@@ -378,7 +379,9 @@ if MODE == "asyncio":
     asyncio.run(main())
 elif MODE == "exception":
     raise SystemExit(3)
-time.sleep(0.2)
+from spead2._kernel import lib
+while lib.sp2_ring_waiters(idle._core.kernel) == 0:  # until the idle consumer is asleep in get()
+    time.sleep(0.001)
 print("exiting", flush=True)
 """
 

@@ -7,6 +7,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,9 +15,18 @@ from kernel_harness import EncHeap, Encoder, Item
 
 import spead2
 import spead2.recv
+from spead2._kernel import lib
 from spead2.recv import RingStreamConfig, StreamConfig
 
 ENC = Encoder()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Waits for a state that no event announces (a thread asleep inside C)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
 
 
 def heaps_bytes(cnts: range | list[int], size: int = 100) -> bytes:
@@ -71,14 +81,24 @@ def test_get_nowait_and_empty(thread_pool: spead2.ThreadPool) -> None:
         stream.get()
 
 
-def test_explicit_start(thread_pool: spead2.ThreadPool) -> None:
+def filled_queue(*cnts: int) -> spead2.InprocQueue:
     queue = spead2.InprocQueue()
-    for cnt in (1, 2):
+    for cnt in cnts:
         for p in heap_packets(cnt):
             queue.add_packet(p)
+    return queue
+
+
+def test_explicit_start(thread_pool: spead2.ThreadPool) -> None:
+    queue = filled_queue(1, 2)
     stream = spead2.recv.Stream(thread_pool, StreamConfig(explicit_start=True))
     stream.add_inproc_reader(queue)
-    time.sleep(0.05)
+    # A stream without explicit_start on the same loop, given its reader later, gets its heaps:
+    # had the first stream's reader been started, the loop would have run it first.
+    control = spead2.recv.Stream(thread_pool)
+    control.add_inproc_reader(filled_queue(1, 2))
+    assert [control.get().cnt, control.get().cnt] == [1, 2]
+    control.stop()
     with pytest.raises(spead2.Empty):
         stream.get_nowait()
     assert stream.stats["packets"] == 0
@@ -131,7 +151,7 @@ def test_stop_unblocks_a_waiting_get(thread_pool: spead2.ThreadPool) -> None:
 
     t = threading.Thread(target=consume)
     t.start()
-    time.sleep(0.05)
+    wait_until(lambda: lib.sp2_ring_waiters(stream._core.kernel) == 1)  # asleep in get()
     stream.stop()
     t.join(5)
     assert not t.is_alive() and isinstance(result[0], spead2.Stopped)
