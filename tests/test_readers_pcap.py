@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import operator
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ import spead2
 import spead2.recv
 import spead2.recv.asyncio
 from spead2._kernel import ffi, lib
+from spead2.recv._heap import wrap_heap
 from spead2.recv._readers import _bpf
 from spead2.recv._readers import pcap as pcap_reader
 
@@ -517,70 +519,111 @@ def test_no_fd_leak(thread_pool: spead2.ThreadPool, tmp_path: Path) -> None:
 # ---- robustness: damaged files and filter programs never crash or hang ----
 
 
-def _frames_file() -> bytes:
+def _capture_file(ng: bool) -> tuple[bytes, list[int]]:
+    """The frames of malformed_mixed as a classic pcap or a pcapng file, and the offsets at which
+    its records end (the file header or first blocks included)."""
     _, frames = read_pcap(scenario_named("malformed_mixed").file("pcap"))
-    return b"".join(
-        [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-        + [struct.pack("<IIII", 0, 0, len(f), w) + f for w, f in frames]
-    )
+    if ng:
+        shb = _block("<", 0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+        records = [shb + _block("<", 1, struct.pack("<HHI", 1, 0, 65535))]
+        records += [
+            _block("<", 6, struct.pack("<IIIII", 0, 0, i, len(f), w) + f) for i, (w, f) in enumerate(frames)
+        ]
+    else:
+        records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+        records += [struct.pack("<IIII", 0, 0, len(f), w) + f for w, f in frames]
+    ends, pos = [], 0
+    for record in records:
+        pos += len(record)
+        ends.append(pos)
+    return b"".join(records), ends
 
 
-def _replay_bytes(data: bytes, window: int) -> None:
-    """Walks ``data`` straight through the C reader and a kernel stream, in windows of about
-    ``window`` bytes (as the Python reader reads the file)."""
-    cfg = ffi.new("sp2_config *")
-    lib.sp2_config_init(cfg)
-    cfg.ring_heaps = 1 << 16
-    out = ffi.new("sp2_stream **")
-    assert lib.sp2_stream_new(cfg, ffi.NULL, out) == 0
-    stream = ffi.gc(out[0], lib.sp2_stream_free)
-    base = 0
-    chunk = data[:window]
-    buf = ffi.from_buffer(chunk)
-    reader_p = ffi.new("sp2_pcap_reader **")
-    vals = ffi.new("uint32_t[2]")
-    is_ng = ffi.new("int *")
-    err = ffi.new("const char **")
-    if lib.sp2_pcap_reader_open(
-        buf, len(chunk), len(chunk) == len(data), reader_p, vals, vals + 1, is_ng, err
-    ):
-        return
-    reader = ffi.gc(reader_p[0], lib.sp2_pcap_reader_free)
-    ended = ffi.new("int *")
-    need_more = ffi.new("int *")
-    for _ in range(len(data) + 2):
-        status = lib.sp2_pcap_reader_run_window(reader, stream, 64, ended, need_more, err)
-        if ended[0] or status == lib.SP2_STOPPED:
-            return
-        if need_more[0]:
-            pos = lib.sp2_pcap_reader_window_pos(reader)
-            size = len(chunk) - pos
-            base += pos
-            window = max(window, 2 * size)  # (a record longer than the window: grow it)
-            chunk = data[base : base + max(window, size + 1)]
-            buf = ffi.from_buffer(chunk)
-            lib.sp2_pcap_reader_set_window(reader, buf, len(chunk), base + len(chunk) >= len(data))
-    raise AssertionError("the reader does not make progress")
+class Replay:
+    """What the C reader and a kernel stream made of a capture: the reader's counts, the stream's
+    statistics and the heaps it delivered (cnt, complete, items)."""
+
+    def __init__(self, data: bytes, window: int) -> None:
+        self.opened = False
+        self.counts = ffi.new("sp2_pcap_counts *")
+        self.stats = ffi.new("sp2_stats *")
+        self.heaps: list[tuple[Any, ...]] = []
+        cfg = ffi.new("sp2_config *")
+        lib.sp2_config_init(cfg)
+        cfg.ring_heaps = 1 << 16
+        cfg.contiguous_only = 0
+        out = ffi.new("sp2_stream **")
+        assert lib.sp2_stream_new(cfg, ffi.NULL, out) == 0
+        stream = ffi.gc(out[0], lib.sp2_stream_free)
+        reader = self._run(stream, data, window)
+        if reader is not None:
+            lib.sp2_pcap_reader_counts(reader, self.counts)
+        lib.sp2_stream_get_stats(stream, self.stats)
+        while (raw := lib.sp2_ring_pop(stream, 0)) != ffi.NULL:
+            heap = wrap_heap(raw)
+            items = [(int(i.id), bytes(i)) for i in heap.get_items()]
+            self.heaps.append((heap.cnt, isinstance(heap, spead2.recv.Heap), items))
+
+    def _run(self, stream: Any, data: bytes, window: int) -> Any:
+        """Walks ``data`` through the C reader in windows of about ``window`` bytes (as the
+        Python reader reads the file)."""
+        base = 0
+        chunk = data[:window]
+        buf = ffi.from_buffer(chunk)
+        reader_p = ffi.new("sp2_pcap_reader **")
+        vals = ffi.new("uint32_t[2]")
+        is_ng = ffi.new("int *")
+        err = ffi.new("const char **")
+        if lib.sp2_pcap_reader_open(
+            buf, len(chunk), len(chunk) == len(data), reader_p, vals, vals + 1, is_ng, err
+        ):
+            return None
+        self.opened = True
+        reader = ffi.gc(reader_p[0], lib.sp2_pcap_reader_free)
+        ended = ffi.new("int *")
+        need_more = ffi.new("int *")
+        for _ in range(len(data) + 2):
+            status = lib.sp2_pcap_reader_run_window(reader, stream, 64, ended, need_more, err)
+            if ended[0] or status == lib.SP2_STOPPED:
+                return reader
+            if need_more[0]:
+                pos = lib.sp2_pcap_reader_window_pos(reader)
+                size = len(chunk) - pos
+                base += pos
+                window = max(window, 2 * size)  # (a record longer than the window: grow it)
+                chunk = data[base : base + max(window, size + 1)]
+                buf = ffi.from_buffer(chunk)
+                lib.sp2_pcap_reader_set_window(reader, buf, len(chunk), base + len(chunk) >= len(data))
+        raise AssertionError("the reader does not make progress")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_damaged_files(data: st.DataObject) -> None:
-    base = bytearray(_frames_file())
-    if data.draw(st.booleans()):
-        _, frames = read_pcap(scenario_named("malformed_mixed").file("pcap"))
-        ng = bytearray()
-        shb = _block("<", 0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
-        idb = _block("<", 1, struct.pack("<HHI", 1, 0, 65535))
-        ng += shb + idb
-        for i, (w, f) in enumerate(frames):
-            ng += _block("<", 6, struct.pack("<IIIII", 0, 0, i, len(f), w) + f)
-        base = ng
+    """A damaged capture is read up to its damage exactly as the intact file, and every frame the
+    reader took is either handed to the stream or counted as skipped."""
+    clean, ends = _capture_file(data.draw(st.booleans()))
+    damaged = bytearray(clean)
     for _ in range(data.draw(st.integers(0, 8))):
-        pos = data.draw(st.integers(0, len(base) - 1))
-        base[pos] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(0, len(base)))
-    _replay_bytes(bytes(base[:cut]), data.draw(st.integers(4, len(base) + 1)))
+        damaged[data.draw(st.integers(0, len(clean) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(clean)))
+    first_damage = min([cut] + [i for i in range(cut) if damaged[i] != clean[i]])
+    got = Replay(bytes(damaged[:cut]), data.draw(st.integers(64, len(clean) + 1)))  # (holds any header)
+    counts = got.counts
+    assert counts.records == counts.datagrams + sum(counts.skipped)
+    assert len(got.heaps) <= got.stats.heaps
+    intact = [end for end in ends if end <= first_damage]
+    if not intact:
+        return  # the header itself is damaged
+    want = Replay(clean[: intact[-1]], len(clean))
+    assert want.opened and got.opened
+    # The intact records came first, and were read as they are in the intact file.
+    assert counts.records >= want.counts.records
+    assert counts.datagrams >= want.counts.datagrams
+    assert all(counts.skipped[i] >= want.counts.skipped[i] for i in range(lib.SP2_PCAP_SKIP_COUNT))
+    assert got.stats.packets >= want.stats.packets
+    assert all(got.stats.drops[i] >= want.stats.drops[i] for i in range(lib.SP2_DROP_COUNT))
+    assert got.heaps[: len(want.heaps)] == want.heaps
 
 
 #: Instruction codes of every class (valid and not), for the BPF robustness test.
@@ -601,19 +644,137 @@ def _bpf_program(insns: list[tuple[int, int, int, int]]) -> Any:
     st.lists(
         st.tuples(
             st.sampled_from(BPF_CODES),
-            st.integers(0, 255),
-            st.integers(0, 255),
-            st.one_of(st.integers(0, 64), st.integers(0, 2**32 - 1)),
+            st.one_of(st.integers(0, 3), st.integers(0, 255)),
+            st.one_of(st.integers(0, 3), st.integers(0, 255)),
+            st.one_of(st.integers(0, 15), st.integers(0, 64), st.integers(0, 2**32 - 1)),
         ),
         min_size=1,
         max_size=24,
     ),
+    st.sampled_from([[], [(0x16, 0, 0, 0)], [(0x06, 0, 0, 1), (0x06, 0, 0, 0)]]),
     st.binary(max_size=80),
 )
-def test_bpf_never_crashes(insns: list[tuple[int, int, int, int]], frame: bytes) -> None:
+def test_bpf_runs_as_libpcap_defines(
+    insns: list[tuple[int, int, int, int]], tail: list[tuple[int, int, int, int]], frame: bytes
+) -> None:
+    """Every program the validator accepts runs as classic BPF defines (bpf_oracle), and never
+    does what the validator is there to prevent (it would fail the oracle's assertions)."""
+    insns = insns + tail  # (a return at the end makes many programs valid)
     program = _bpf_program(insns)
     if lib.sp2_bpf_validate(program, len(insns)) == 0:
-        lib.sp2_bpf_run(program, ffi.from_buffer(frame), len(frame) + 10, len(frame))
+        result = lib.sp2_bpf_run(program, ffi.from_buffer(frame), len(frame) + 10, len(frame))
+        assert result == bpf_oracle(insns, frame, len(frame) + 10)
+
+
+def test_bpf_validator_refuses_unsafe_programs() -> None:
+    refused = [
+        [],  # empty
+        [(0x00, 0, 0, 1)],  # falls off the end
+        [(0x05, 0, 0, 5), (0x06, 0, 0, 0)],  # jumps past the end
+        [(0x15, 9, 0, 1), (0x06, 0, 0, 0)],  # conditional jump past the end
+        [(0x02, 0, 0, 16), (0x06, 0, 0, 0)],  # scratch memory out of range
+        [(0x60, 0, 0, 99), (0x06, 0, 0, 0)],
+        [(0xFF, 0, 0, 0), (0x06, 0, 0, 0)],  # unknown code
+        [(0x34, 0, 0, 0), (0x06, 0, 0, 0)],  # division by a zero constant
+    ]
+    for insns in refused:
+        assert lib.sp2_bpf_validate(_bpf_program(insns), len(insns)) != 0, insns
+    accepted = [(0x28, 0, 0, 12), (0x15, 0, 1, 0x0800), (0x06, 0, 0, 65535), (0x06, 0, 0, 0)]
+    assert lib.sp2_bpf_validate(_bpf_program(accepted), len(accepted)) == 0
+    ipv4 = bytes(12) + b"\x08\x00" + bytes(20)
+    assert lib.sp2_bpf_run(_bpf_program(accepted), ffi.from_buffer(ipv4), 34, 34) == 65535
+    assert lib.sp2_bpf_run(_bpf_program(accepted), ffi.from_buffer(bytes(34)), 34, 34) == 0
+    assert lib.sp2_bpf_run(_bpf_program(accepted), ffi.from_buffer(bytes(13)), 13, 13) == 0  # short frame
+
+
+class _Reject(Exception):
+    """The program rejects the frame (a load out of the frame, a division by zero)."""
+
+
+_ALU = {0x00: operator.add, 0x10: operator.sub, 0x20: operator.mul, 0x30: operator.floordiv}
+_ALU.update({0x40: operator.or_, 0x50: operator.and_, 0x60: operator.lshift, 0x70: operator.rshift})
+_ALU.update({0x90: operator.mod, 0xA0: operator.xor})
+
+
+def _alu(op: int, a: int, v: int) -> int:
+    if op == 0x80:
+        return -a
+    if op in (0x60, 0x70) and v >= 32:
+        return 0
+    assert op in _ALU, f"unknown ALU op {op:#x}"
+    return int(_ALU[op](a, v))
+
+
+def bpf_oracle(insns: list[tuple[int, int, int, int]], frame: bytes, wirelen: int) -> int:
+    """Classic BPF as libpcap's bpf_filter runs it (the oracle for programs our validator accepts).
+    Raises AssertionError for anything a validated program must not do (an unknown code, a jump or
+    fall out of the program, scratch memory out of range)."""
+    a = x = 0
+    mem = [0] * 16
+    pc = 0
+
+    def load(off: int, size: int) -> int:
+        if off + size > len(frame):
+            raise _Reject
+        return int.from_bytes(frame[off : off + size], "big")
+
+    try:
+        while True:
+            assert 0 <= pc < len(insns), "ran off the program"
+            code, jt, jf, k = insns[pc]
+            cls = code & 0x07
+            if cls == 0x06:  # RET
+                return a if code & 0x18 == 0x10 else k
+            if cls in (0x00, 0x01):  # LD, LDX
+                mode, size = code & 0xE0, {0x00: 4, 0x08: 2, 0x10: 1}.get(code & 0x18)
+                if mode == 0x00:  # IMM
+                    v = k
+                elif mode == 0x80:  # LEN
+                    v = wirelen
+                elif mode == 0x60:  # MEM
+                    assert k < 16
+                    v = mem[k]
+                elif cls == 0x00 and mode in (0x20, 0x40) and size is not None:  # ABS, IND
+                    off = k + (x if mode == 0x40 else 0)
+                    if off > 0xFFFFFFFF:
+                        raise _Reject
+                    v = load(off, size)
+                elif cls == 0x01 and mode == 0xA0:  # MSH
+                    v = (load(k, 1) & 0xF) << 2
+                else:
+                    raise AssertionError(f"unknown load {code:#x}")
+                if cls == 0x00:
+                    a = v
+                else:
+                    x = v
+            elif cls in (0x02, 0x03):  # ST, STX
+                assert k < 16
+                mem[k] = a if cls == 0x02 else x
+            elif cls == 0x04:  # ALU
+                v = x if code & 0x08 else k
+                op = code & 0xF0
+                if op in (0x30, 0x90) and v == 0:
+                    raise _Reject
+                a = _alu(op, a, v) & 0xFFFFFFFF
+            elif cls == 0x05:  # JMP
+                v = x if code & 0x08 else k
+                op = code & 0xF0
+                if op == 0x00:
+                    pc += 1 + k
+                    continue
+                tests = {0x10: a == v, 0x20: a > v, 0x30: a >= v, 0x40: a & v != 0}
+                assert op in tests, f"unknown jump {code:#x}"
+                pc += 1 + (jt if tests[op] else jf)
+                continue
+            else:  # MISC
+                assert code & 0xF8 in (0x00, 0x80), f"unknown misc {code:#x}"
+                if code & 0xF8 == 0x00:
+                    x = a
+                else:
+                    a = x
+            pc += 1
+    except _Reject:
+        return 0
 
 
 @needs_compiler
