@@ -221,13 +221,16 @@ class Stream(_StreamBase):
         self._portal = worker.portal
         self._portal.call(self._core.bind, worker.loop)
 
-    def get(self) -> AnyHeap:
-        """The next heap, waiting for one if needed; raises Stopped once stopped and drained."""
+    def _check_thread(self) -> None:
         if self._portal.in_loop_thread():
             raise RuntimeError(
                 "Stream.get() called on the stream's own ThreadPool thread would wait forever; "
                 "use get_nowait()"
             )
+
+    def get(self) -> AnyHeap:
+        """The next heap, waiting for one if needed; raises Stopped once stopped and drained."""
+        self._check_thread()
         core = self._core
         while True:
             # Wait in C (without the GIL) in slices, so that Ctrl-C gets through.
@@ -238,10 +241,15 @@ class Stream(_StreamBase):
                 raise Stopped("the stream has stopped")
 
     def __iter__(self) -> Iterator[AnyHeap]:
+        # get() inlined: iterating is the per-heap path of most consumers.
+        self._check_thread()
+        core = self._core
+        pop = core.pop
         while True:
-            try:
-                yield self.get()
-            except Stopped:
+            heap = pop(POLL_NS)
+            if heap is not None:
+                yield heap
+            elif core.drained():
                 return
 
 
