@@ -49,7 +49,6 @@ class TcpReader:
         self._where = format_address(listener.getsockname())
         # The kernel treats 0 as "no limit"; the reference's max_size=0 accepts no packet.
         self._max_packet = max(max_size, 1)
-        self._max_size = max_size
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
         self._accept_task: asyncio.Task[Any] | None = None
