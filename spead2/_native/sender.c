@@ -84,6 +84,7 @@ struct sp2_sender {
     precise_time std_time;            /* lower bound from the standard rate */
     precise_time fast_time;           /* lower bound from the catch-up rate */
     int idle;
+    int64_t idle_since_ns;            /* when the queue last ran empty */
     int limited;
     int64_t spin_ns;                      /* the burst being built is paced */
     /* memory transport */
@@ -217,8 +218,29 @@ static void disable_gso(sp2_sender *s)
 
 /* ---- the queue ---- */
 
+/* A stream dormant for longer than this does not catch up on the time (shorter gaps, such as
+ * between the heaps of a blocking sender, are caught up like oversleeping). */
+#define DORMANT_NS 1000000
+
+/* Time spent dormant is not oversleeping: the standard bound moves on by it (and no further
+ * than now), so that a lag from before stays to be caught up and the dormant time does not. */
+static void wake_from_idle(sp2_sender *s)
+{
+    int64_t now = sp2_now_ns();
+    precise_time t = {now, 0.0};
+    if (now - s->idle_since_ns > DORMANT_NS && time_after(&t, &s->std_time))
+    {
+        s->std_time.ns += now - s->idle_since_ns;
+        if (time_after(&s->std_time, &t))
+            s->std_time = t;
+    }
+    s->idle = 0;
+}
+
 void sp2_sender_push(sp2_sender *s, sp2_send_group *g)
 {
+    if (s->idle)
+        wake_from_idle(s);
     g->next = NULL;
     g->bytes = 0;
     g->error = 0;
@@ -627,14 +649,6 @@ static int must_wait(sp2_sender *s, int64_t *wake_ns)
     if (!limited)
         return 0;
     int64_t now = sp2_now_ns();
-    if (s->idle)
-    {
-        /* Waking from idle is not oversleeping: no catching up on the time spent idle. */
-        precise_time t = {now, 0.0};
-        if (time_after(&t, &s->std_time))
-            s->std_time = t;
-        s->idle = 0;
-    }
     precise_time next = time_after(&s->fast_time, &s->std_time) ? s->fast_time : s->std_time;
     if (next.ns - now > s->spin_ns)
     {
@@ -691,7 +705,11 @@ int sp2_sender_run(sp2_sender *s, uint32_t max_packets, int64_t *wake_ns)
         }
         if (s->gen == NULL || s->broken)
         {
-            s->idle = 1;
+            if (!s->idle)
+            {
+                s->idle = 1;
+                s->idle_since_ns = sp2_now_ns();
+            }
             return SP2_RUN_IDLE;
         }
         if (budget == 0)
