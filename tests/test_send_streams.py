@@ -457,3 +457,15 @@ async def test_flush_from_another_thread() -> None:
     futures = [stream.async_send_heap(heap) for heap in make_heaps()]
     await asyncio.get_running_loop().run_in_executor(None, stream.flush)
     assert all(f.done() for f in futures)
+
+
+def test_dormant_stream_does_not_catch_up(thread_pool: spead2.ThreadPool) -> None:
+    """After a pause (a dormant stream), heaps are paced from then on, not sent at once to make
+    up for the pause."""
+    stream = spead2.send.BytesStream(thread_pool, StreamConfig(rate=2e6, burst_size=4000))
+    heaps = make_heaps(3)
+    stream.send_heap(heaps[0])
+    time.sleep(0.1)  # the pause itself is what is tested: 100 ms of silence at 2 MB/s
+    start = time.monotonic()
+    total = sum(stream.send_heap(heap) for heap in heaps[1:])
+    assert time.monotonic() - start >= 0.9 * (total - 4000) / 2e6
