@@ -461,8 +461,9 @@ async def test_flush_from_another_thread() -> None:
 
 def test_dormant_stream_does_not_catch_up(thread_pool: spead2.ThreadPool) -> None:
     """After a pause (a dormant stream), heaps are paced from then on, not sent at once to make
-    up for the pause."""
-    stream = spead2.send.BytesStream(thread_pool, StreamConfig(rate=2e6, burst_size=4000))
+    up for the pause (a catch-up would run at 10 times the rate here)."""
+    config = StreamConfig(rate=2e6, burst_size=4000, burst_rate_ratio=10.0)
+    stream = spead2.send.BytesStream(thread_pool, config)
     heaps = make_heaps(3)
     stream.send_heap(heaps[0])
     time.sleep(0.1)  # the pause itself is what is tested: 100 ms of silence at 2 MB/s
