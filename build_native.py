@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 NATIVE = HERE / "spead2" / "_native"
 API = NATIVE / "api"
 # Order matters: later headers use types declared by earlier ones.
-API_HEADERS = ["kernel.h", "alloc.h", "readers.h", "send.h", "chunk.h"]
+API_HEADERS = ["kernel.h", "alloc.h", "readers.h", "send.h", "chunk.h", "capture.h"]
 
 
 def sources() -> list[Path]:
@@ -54,7 +54,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(cdef_text())
 ffibuilder.set_source(
     "spead2._native_kernel",
-    '#include "internal.h"\n',
+    '#include "internal.h"\n#include "api/capture.h"\n',
     sources=[str(p.relative_to(HERE)) for p in sources()],
     include_dirs=[str(NATIVE.relative_to(HERE))],
     define_macros=[("SP2_BUILD_ID", '"' + build_id() + '"'), ("_GNU_SOURCE", "1")],

@@ -3,7 +3,7 @@
 same capture file, in the same run.
 
     bench/pcap_replay.py [--file capture.pcap] [--size-mib 1100] [--packet 1472] [--rounds 3]
-        [--ref-python ~/.cache/spead2-ref-venv/bin/python] [--mine-python .venv/bin/python]
+        [--ref-python PY] [--mine-python .venv/bin/python]
 
 Without --file, writes a classic pcap (Ethernet / IPv4 / UDP frames of SPEAD packets of at most
 --packet bytes, heaps of --heap-size bytes) to a temporary file, deleted afterwards.  Each round
@@ -24,6 +24,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
 
 WORKER = r"""
 import json, sys, time
@@ -128,13 +131,10 @@ def main() -> None:
     parser.add_argument("--packet", type=int, default=1472)
     parser.add_argument("--heap-size", type=int, default=1 << 20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--ref-python",
-        default=os.environ.get("SPEAD2_REF_PYTHON")
-        or str(Path.home() / ".cache" / "spead2-ref-venv" / "bin" / "python"),
-    )
+    parser.add_argument("--ref-python", help="[found, or created from PyPI, by tests/interop/refvenv.py]")
     parser.add_argument("--mine-python", default=sys.executable)
     args = parser.parse_args()
+    args.ref_python = _common.reference_python(args.ref_python)
 
     tmp = None
     path = args.file

@@ -1,4 +1,5 @@
-"""spead2_capture: pcap frames, and the round trip capture -> add_udp_pcap_file_reader."""
+"""spead2_capture and mcdump: pcap frames (written in C), the round trip capture ->
+add_udp_pcap_file_reader, and the reference's mcdump command line."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ def check_demo_heaps(heaps: list[tuple[int, dict[str, Any]]], n: int) -> None:
             np.testing.assert_array_equal(values[name], value)
 
 
+def internet_checksum(data: bytes) -> int:
+    """The Internet checksum of ``data`` (0 when data holds a correct checksum)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = int(np.frombuffer(data, dtype=">u2").sum(dtype=np.uint64))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
 # ---------------------------------------------------------------- frames
 
 
@@ -50,14 +61,16 @@ def test_ipv4_frame() -> None:
     reader = dpkt.pcap.Reader(f)
     assert reader.datalink() == dpkt.pcap.DLT_EN10MB
     ((ts, buf),) = list(reader)
-    assert ts == pytest.approx(1_700_000_000.123456)
+    assert float(ts) == pytest.approx(1_700_000_000.123456789, abs=1e-6)
+    f.seek(0)
+    assert f.read(4) == bytes.fromhex("4d3cb2a1")  # nanosecond pcap, little-endian
     eth = dpkt.ethernet.Ethernet(buf)
     assert eth.dst == bytes.fromhex("01005e010203")  # the multicast MAC of 239.1.2.3
     ip = eth.data
     assert isinstance(ip, dpkt.ip.IP)
     assert (ip.src, ip.dst, ip.ttl, ip.len) == (bytes([10, 0, 0, 1]), bytes([239, 1, 2, 3]), 64, 20 + 8 + 5)
     # the header checksum verifies: the sum over the header (checksum included) is 0xffff
-    assert capture._checksum(bytes(ip)[:20]) == 0
+    assert internet_checksum(bytes(ip)[:20]) == 0
     udp = ip.data
     assert (udp.sport, udp.dport, udp.data) == (1234, 7148, b"hello")
 
@@ -77,7 +90,7 @@ def test_ipv6_frame() -> None:
     udp = ip6.data
     assert (udp.sport, udp.dport, udp.data) == (5000, 7148, b"odd")
     pseudo = src + dst + struct.pack("!II", 8 + 3, socket.IPPROTO_UDP)
-    assert capture._checksum(pseudo + bytes(udp)) == 0  # the UDP checksum (mandatory over IPv6) verifies
+    assert internet_checksum(pseudo + bytes(udp)) == 0  # the UDP checksum (mandatory over IPv6) verifies
 
 
 @pytest.mark.parametrize(
@@ -140,7 +153,7 @@ def test_round_trip(tmp_path: Path, thread_pool: spead2.ThreadPool) -> None:
     for _, eth in frames:
         assert (eth.data.src, eth.data.dst) == (bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
         assert eth.data.data.dport == port
-    stamps = [ts for ts, _ in frames]
+    stamps = [float(ts) for ts, _ in frames]
     assert stamps == sorted(stamps) and abs(stamps[0] - time.time()) < 600
 
     # The payloads decode to the demo heaps (as datagrams, through an in-process queue)...
@@ -221,4 +234,61 @@ def test_ipv6_loopback(tmp_path: Path) -> None:
         assert isinstance(ip6, dpkt.ip6.IP6) and ip6.src == ip6.dst == loopback
         udp = bytes(ip6.data)
         pseudo = loopback + loopback + struct.pack("!II", len(udp), socket.IPPROTO_UDP)
-        assert capture._checksum(pseudo + udp) == 0
+        assert internet_checksum(pseudo + udp) == 0
+
+
+def test_frame_rejects_mixed_families() -> None:
+    writer = capture.PcapWriter(io.BytesIO())
+    with pytest.raises(ValueError, match="different families"):
+        writer.write(b"x", (bytes(4), 1), (bytes(16), 2), 0)
+
+
+# ---------------------------------------------------------------- mcdump's command line
+
+
+def test_mcdump_arguments() -> None:
+    args = capture.parse_args(
+        ["-i", "127.0.0.1", "-N", "0", "-D", "1", "-D", "2", "--count", "5", "-", "239.1.2.3:7148"],
+        capture.MCDUMP_PROG,
+    )
+    assert (args.interface, args.output, args.count, args.affinity) == ("127.0.0.1", "-", 5, 0)
+    assert args.disk_affinity == [1, 2] and args.endpoint[0].port == 7148
+    with pytest.raises(SystemExit):
+        capture.parse_args(["out.pcap", "239.1.2.3:7148"], capture.MCDUMP_PROG)  # -i is required
+
+
+def test_mcdump_counts_without_a_file(tmp_path: Path) -> None:
+    """mcdump -i ADDR - HOST:PORT: counts packets, writes nothing (the reference's '-')."""
+    port = free_port()
+    n = len(demo.packets(3))
+    tool = ToolProcess(
+        "spead2.tools.mcdump",
+        ["-i", "127.0.0.1", "--count", str(n), "-", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+    )
+    tool.wait_for_stderr("capturing UDP on")
+    demo.DemoSender(port, n_heaps=3, rate=200).run()
+    status, _, err = tool.finish()
+    assert status == 0, err
+    assert f"mcdump: {n} packets" in err and "stopped by count" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_direct_io(tmp_path: Path) -> None:
+    """--direct-io: whole blocks through O_DIRECT, the tail after it is cleared; the file is whole."""
+    port = free_port()
+    path = tmp_path / "direct.pcap"
+    packets = demo.packets(5)
+    tool = ToolProcess(
+        "spead2.tools.capture", ["-o", str(path), "--direct-io", "-c", str(len(packets)), f"127.0.0.1:{port}"]
+    )
+    try:
+        tool.wait_for_stderr("capturing UDP on")
+    except AssertionError as exc:
+        if "Invalid argument" in str(exc):
+            pytest.skip(f"this filesystem refuses O_DIRECT: {exc}")
+        raise
+    demo.DemoSender(port, n_heaps=5, rate=200).run()
+    status, _, err = tool.finish()
+    assert status == 0, err
+    assert [bytes(eth.data.data.data) for _, eth in read_pcap(path)] == packets

@@ -1,11 +1,11 @@
-"""spead2_capture: capture UDP traffic to a pcap file with plain sockets.
+"""spead2_capture (and ``mcdump``, the reference's name and command line): capture UDP traffic to a
+pcap file with ordinary sockets.
 
 Unlike the reference's mcdump, which needs NICs with ibverbs, this works on any host: it binds a
-UDP socket per endpoint (joining multicast groups), and writes every datagram as an Ethernet /
-IP / UDP frame to a classic pcap file, which ``add_udp_pcap_file_reader``, tcpdump and Wireshark
-read.  It runs until Ctrl-C, ``--count`` packets or ``--duration`` seconds.  Being pure Python it
-manages some tens of thousands of packets per second (about 12 us of CPU per packet): enough for
-tests, debugging and modest streams, not for a full-rate 100 GbE capture.
+UDP socket per endpoint (joining multicast groups), and the C kernel (``capture.c``) reads them
+with ``recvmmsg`` in batches and writes every datagram as an Ethernet / IP / UDP record of a
+nanosecond pcap file through one large buffer, which ``add_udp_pcap_file_reader``, tcpdump and
+Wireshark read.  It runs until Ctrl-C, ``--count`` packets or ``--duration`` seconds.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import argparse
 import errno
 import ipaddress
 import logging
+import os
 import re
-import selectors
 import signal
 import socket
 import struct
@@ -26,28 +26,18 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, BinaryIO
 
-import numpy as np
-
+from spead2._kernel import ensure, ffi, lib
 from spead2.tools import _cli
 from spead2.tools._cli import ToolError
 
 _logger = logging.getLogger("spead2")
 
 PROG = "spead2_capture"
-MAX_DATAGRAM = 65535
-LINKTYPE_ETHERNET = 1
-PCAP_HEADER = struct.Struct("<IHHiIII")
-RECORD_HEADER = struct.Struct("<IIII")
-IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
-IPV6_HEADER = struct.Struct("!IHBB16s16s")
-UDP_HEADER = struct.Struct("!HHHH")
-SRC_MAC = bytes.fromhex("020000000001")
-UNICAST_DST_MAC = bytes.fromhex("020000000002")
-ETHERTYPE_IPV4 = b"\x08\x00"
-ETHERTYPE_IPV6 = b"\x86\xdd"
-# Python only names IP_PKTINFO from 3.12 on; its value on Linux is 8.
-IP_PKTINFO: int | None = getattr(socket, "IP_PKTINFO", 8 if sys.platform.startswith("linux") else None)
-IPV6_PKTINFO: int = getattr(socket, "IPV6_PKTINFO", -1)
+MCDUMP_PROG = "mcdump"
+BATCH = 64  # datagrams per recvmmsg
+NAP_US = 200  # sleep after a thin round, so that the next reads a fuller batch
+WRITE_BUFFER = 8 * 1024 * 1024
+MAX_ENDPOINTS = 64
 
 
 @dataclass(frozen=True)
@@ -75,6 +65,9 @@ def parse_endpoint(text: str) -> Endpoint:
     return Endpoint(text, match["v6"] or match["host"] or "", port)
 
 
+# ---------------------------------------------------------------- arguments
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _cli.Parser(
         prog=PROG,
@@ -86,7 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "endpoint", nargs="+", type=parse_endpoint, help="PORT, HOST:PORT or GROUP:PORT ([IPv6]:PORT)"
     )
-    parser.add_argument("-o", "-w", "--output", required=True, metavar="FILE", help="pcap file to write")
+    parser.add_argument(
+        "-o",
+        "-w",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="pcap file to write ('-': none, count only)",
+    )
     parser.add_argument("-c", "--count", type=_cli.positive_int, metavar="N", help="stop after N packets")
     parser.add_argument(
         "-t", "--duration", type=_cli.positive_float, metavar="SECONDS", help="stop after this long"
@@ -103,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="interface to join multicast groups on: an IPv4 address, or an IPv6 interface name/index",
     )
+    add_common_options(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no live packet count")
+    parser.add_argument(
+        "--interval", type=_cli.positive_float, metavar="SECONDS", help="period of the live count [0.5 / 2]"
+    )
+    _cli.add_log_option(parser)
+    return parser
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--buffer",
         type=_cli.non_negative_int,
@@ -110,12 +120,71 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="socket receive buffer size (0: the OS default) [%(default)s]",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no live packet count")
     parser.add_argument(
-        "--interval", type=_cli.positive_float, metavar="SECONDS", help="period of the live count [0.5 / 2]"
+        "--direct-io", action="store_true", help="open the file with O_DIRECT (bypass the page cache)"
     )
+    parser.add_argument("--affinity", type=int, metavar="CPU", help="pin the capturing thread to this CPU")
+
+
+def build_mcdump_parser() -> argparse.ArgumentParser:
+    """The reference's mcdump command line: ``mcdump -i ADDRESS OUTPUT GROUP:PORT...``."""
+    parser = _cli.Parser(
+        prog=MCDUMP_PROG,
+        description="Capture UDP (multicast or unicast) to a pcap file: the reference's mcdump command "
+        "line, with ordinary sockets instead of ibverbs.",
+    )
+    parser.add_argument(
+        "-i",
+        dest="interface",
+        required=True,
+        metavar="ADDRESS",
+        help="IPv4 address of the capturing interface",
+    )
+    parser.add_argument("output", metavar="FILE", help="pcap file to write ('-': none, count only)")
+    parser.add_argument("endpoint", nargs="+", type=parse_endpoint, metavar="GROUP:PORT")
+    parser.add_argument(
+        "-N",
+        "-C",
+        dest="affinity",
+        type=int,
+        metavar="CPU",
+        help="CPU for the capturing thread (network and collector are one thread here)",
+    )
+    parser.add_argument(
+        "-D",
+        dest="disk_affinity",
+        type=int,
+        action="append",
+        default=[],
+        metavar="CPU",
+        help="accepted for the reference's command lines (no separate disk thread here)",
+    )
+    parser.add_argument("--count", type=_cli.positive_int, metavar="N", help="stop after N packets")
+    parser.add_argument(
+        "--buffer",
+        type=_cli.non_negative_int,
+        default=8 * 1024 * 1024,
+        metavar="BYTES",
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--direct-io", action="store_true", help="open the file with O_DIRECT (bypass the page cache)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no live packet count")
     _cli.add_log_option(parser)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None, prog: str = PROG) -> argparse.Namespace:
+    if prog == MCDUMP_PROG:
+        args = build_mcdump_parser().parse_args(argv)
+        args.duration = None
+        args.interval = None
+        args.bind = ""
+    else:
+        args = build_parser().parse_args(argv)
+    args.prog = prog
+    return args
 
 
 # ---------------------------------------------------------------- sockets
@@ -131,39 +200,44 @@ def _family(endpoint: Endpoint, bind: str) -> socket.AddressFamily:
         return socket.getaddrinfo(host, endpoint.port, type=socket.SOCK_DGRAM)[0][0]
 
 
+def _set_buffer(sock: socket.socket, endpoint: Endpoint, buffer_size: int) -> None:
+    if not buffer_size:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if got < buffer_size:
+        _logger.warning(
+            "socket buffer for %s is %d bytes, not %d: raise net.core.rmem_max to get more",
+            endpoint.text,
+            got,
+            buffer_size,
+        )
+
+
+def _join(sock: socket.socket, group: ipaddress.IPv4Address | ipaddress.IPv6Address, interface: str) -> None:
+    if group.version == 4:
+        local = socket.inet_aton(interface) if interface else b"\0\0\0\0"
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group.packed + local)
+    else:
+        index = 0
+        if interface:
+            index = int(interface) if interface.isdigit() else socket.if_nametoindex(interface)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group.packed + struct.pack("@I", index))
+
+
 def open_socket(endpoint: Endpoint, bind: str, interface: str, buffer_size: int) -> socket.socket:
-    """A non-blocking UDP socket receiving ``endpoint`` (joined to its group if multicast)."""
+    """A non-blocking UDP socket receiving ``endpoint`` (joined to its group if multicast), which
+    reports each datagram's destination and receive time."""
     family = _family(endpoint, bind)
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        if buffer_size:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
-            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            if got < buffer_size:
-                _logger.warning(
-                    "socket buffer for %s is %d bytes, not %d: raise net.core.rmem_max to get more",
-                    endpoint.text,
-                    got,
-                    buffer_size,
-                )
-        # Destination address of each datagram (multicast group or local address).
-        if family == socket.AF_INET and IP_PKTINFO is not None:
-            sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-        elif family == socket.AF_INET6 and hasattr(socket, "IPV6_RECVPKTINFO"):
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        _set_buffer(sock, endpoint, buffer_size)
+        ensure(lib.sp2_capture_prepare_socket(sock.fileno(), 6 if family == socket.AF_INET6 else 4), "socket")
         group = endpoint.group
         if group is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((str(group), endpoint.port))
-            if group.version == 4:
-                local = socket.inet_aton(interface) if interface else b"\0\0\0\0"
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group.packed + local)
-            else:
-                index = 0
-                if interface:
-                    index = int(interface) if interface.isdigit() else socket.if_nametoindex(interface)
-                mreq = group.packed + struct.pack("@I", index)
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            _join(sock, group, interface)
         else:
             sock.bind((endpoint.host or bind or ("::" if family == socket.AF_INET6 else ""), endpoint.port))
         sock.setblocking(False)
@@ -173,259 +247,259 @@ def open_socket(endpoint: Endpoint, bind: str, interface: str, buffer_size: int)
         raise
 
 
+def local_address(sock: socket.socket) -> bytes:
+    """The address a socket is bound to (4 or 16 bytes): the destination of its datagrams when the
+    kernel does not say."""
+    return ipaddress.ip_address(sock.getsockname()[0].split("%")[0]).packed
+
+
 # ---------------------------------------------------------------- pcap
 
 
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def _checksum(data: bytes) -> int:
-    """The Internet checksum of ``data``."""
-    if len(data) % 2:
-        data += b"\0"
-    return _fold(int(np.frombuffer(data, dtype=">u2").sum(dtype=np.uint64)))
-
-
-_IPV4_WORDS = struct.Struct("!10H")
-
-
-def _dst_mac(address: bytes) -> bytes:
-    if len(address) == 4 and 224 <= address[0] <= 239:
-        return bytes([0x01, 0x00, 0x5E, address[1] & 0x7F, address[2], address[3]])
-    if len(address) == 16 and address[0] == 0xFF:
-        return b"\x33\x33" + address[12:]
-    return UNICAST_DST_MAC
-
-
 class PcapWriter:
-    """Writes datagrams as Ethernet frames to a classic (microsecond) pcap file."""
+    """Writes datagrams as Ethernet frames of a nanosecond pcap file (the C writer that
+    spead2_capture uses), to any binary file object; each record is written at once."""
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
-        self._ip_id = 0
-        self._macs: dict[bytes, bytes] = {}
-        file.write(PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, 262144, LINKTYPE_ETHERNET))
+        writer = lib.sp2_pcap_writer_new(-1, 0, 0, 0)
+        if writer == ffi.NULL:
+            raise MemoryError("pcap writer: out of memory")
+        self._writer = ffi.gc(writer, lib.sp2_pcap_writer_free)
+        self._size = ffi.new("size_t *")
+        self._drain()
 
     def write(
         self, payload: bytes, src: tuple[bytes, int], dst: tuple[bytes, int], timestamp_ns: int
     ) -> None:
-        src_addr, src_port = src
-        dst_addr, dst_port = dst
-        udp_length = UDP_HEADER.size + len(payload)
-        if len(src_addr) == 4:
-            self._ip_id = (self._ip_id + 1) & 0xFFFF
-            ip = IPV4_HEADER.pack(
-                0x45, 0, 20 + udp_length, self._ip_id, 0x4000, 64, socket.IPPROTO_UDP, 0, src_addr, dst_addr
-            )
-            checksum = _fold(sum(_IPV4_WORDS.unpack(ip)))
-            ip = ip[:10] + checksum.to_bytes(2, "big") + ip[12:]
-            udp = UDP_HEADER.pack(src_port, dst_port, udp_length, 0)  # optional over IPv4
-            ethertype = ETHERTYPE_IPV4
-        else:
-            ip = IPV6_HEADER.pack(6 << 28, udp_length, socket.IPPROTO_UDP, 64, src_addr, dst_addr)
-            pseudo = src_addr + dst_addr + struct.pack("!II", udp_length, socket.IPPROTO_UDP)
-            udp = UDP_HEADER.pack(src_port, dst_port, udp_length, 0)
-            checksum = _checksum(pseudo + udp + payload) or 0xFFFF
-            udp = UDP_HEADER.pack(src_port, dst_port, udp_length, checksum)
-            ethertype = ETHERTYPE_IPV6
-        frame_length = 14 + len(ip) + udp_length
-        seconds, nanoseconds = divmod(timestamp_ns, 1_000_000_000)
-        record = RECORD_HEADER.pack(seconds, nanoseconds // 1000, frame_length, frame_length)
-        mac = self._macs.get(dst_addr)
-        if mac is None:
-            mac = self._macs[dst_addr] = _dst_mac(dst_addr) + SRC_MAC
-        self._file.write(b"".join((record, mac, ethertype, ip, udp, payload)))
+        (src_addr, src_port), (dst_addr, dst_port) = src, dst
+        if len(src_addr) != len(dst_addr):
+            raise ValueError("source and destination addresses of different families")
+        status = lib.sp2_pcap_writer_record(
+            self._writer,
+            payload,
+            len(payload),
+            src_addr,
+            len(src_addr),
+            src_port,
+            dst_addr,
+            dst_port,
+            timestamp_ns,
+        )
+        ensure(status, "pcap record")
+        self._drain()
 
-
-def _destination(sock: socket.socket, ancdata: list[tuple[int, int, bytes]]) -> bytes | None:
-    """The destination address of a datagram, from its IP_PKTINFO / IPV6_PKTINFO."""
-    for level, kind, data in ancdata:
-        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 12:
-            return data[8:12]  # struct in_pktinfo: ifindex, spec_dst, addr
-        if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(data) >= 16:
-            return data[:16]  # struct in6_pktinfo: addr, ifindex
-    return None
-
-
-def _unmap(src: bytes, dst: bytes) -> tuple[bytes, bytes]:
-    """IPv4 addresses for IPv4 traffic that a dual-stack IPv6 socket reports as ::ffff:a.b.c.d."""
-    if len(src) == len(dst) == 4:
-        return src, dst
-    mapped = b"\0" * 10 + b"\xff\xff"
-    if len(src) == 16 and src.startswith(mapped):
-        src = src[12:]
-    if len(dst) == 16 and dst.startswith(mapped):
-        dst = dst[12:]
-    if len(src) != len(dst):  # cannot happen for one datagram; keep the frame well-formed
-        src = src[-4:] if len(dst) == 4 else b"\0" * 10 + b"\xff\xff" + src
-    return src, dst
+    def _drain(self) -> None:
+        data = lib.sp2_pcap_writer_pending(self._writer, self._size)
+        self._file.write(ffi.buffer(data, self._size[0]))
+        lib.sp2_pcap_writer_consume(self._writer, self._size[0])
 
 
 # ---------------------------------------------------------------- running
 
 
-class Capture:
-    def __init__(self, sockets: list[tuple[Endpoint, socket.socket]], writer: PcapWriter) -> None:
-        self.sockets = sockets
-        self.writer = writer
-        self.packets = 0
-        self.bytes = 0
-        self.per_endpoint = dict.fromkeys((e.text for e, _ in sockets), 0)
-        self._packed: dict[str, bytes] = {}  # source address -> packed
-        self._bound: dict[socket.socket, bytes] = {}
+class CaptureSession:
+    """One run of the tool, in parts that can be read and tested alone: :meth:`setup` opens the
+    sockets and the file, :meth:`poll` captures until the end while showing the live count,
+    :meth:`summary` says what was captured, :meth:`teardown` flushes and closes everything."""
+
+    def __init__(self, args: argparse.Namespace, status: _cli.StatusLine | None) -> None:
+        self.args = args
+        self.status = status
+        self.sockets: list[tuple[Endpoint, socket.socket]] = []
+        self.fd = -1
+        self.writer: Any = None
+        self.capture: Any = None
+        self.packets: Any = None
+        self.bytes: Any = None
+        self.start = time.monotonic()
+
+    # ---- setup
+
+    def setup(self) -> None:
+        if not lib.sp2_capture_supported():
+            raise ToolError("capturing needs recvmmsg (Linux)")
+        if len(self.args.endpoint) > MAX_ENDPOINTS:
+            raise ToolError(f"at most {MAX_ENDPOINTS} endpoints")
+        for endpoint in self.args.endpoint:
+            try:
+                sock = open_socket(endpoint, self.args.bind, self.args.interface, self.args.buffer)
+            except OSError as exc:
+                raise ToolError(f"cannot receive from {endpoint.text}: {exc.strerror or exc}") from None
+            self.sockets.append((endpoint, sock))
+        self._open_output()
+        writer = lib.sp2_pcap_writer_new(self.fd, WRITE_BUFFER, 0, int(self.args.direct_io))
+        self.writer = ffi.gc(writer, lib.sp2_pcap_writer_free) if writer != ffi.NULL else None
+        capture = lib.sp2_capture_new(self.writer, BATCH) if self.writer is not None else ffi.NULL
+        if capture == ffi.NULL:
+            raise MemoryError("capture buffers: out of memory")
+        self.capture = ffi.gc(capture, lib.sp2_capture_free)
+        n = len(self.sockets)
+        self.packets = ffi.new("uint64_t[]", n)
+        self.bytes = ffi.new("uint64_t[]", n)
+        if self.args.affinity is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {self.args.affinity})
+
+    def _open_output(self) -> None:
+        if self.args.output == "-":
+            return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+        if self.args.direct_io:
+            if not hasattr(os, "O_DIRECT"):
+                raise ToolError("--direct-io needs O_DIRECT (Linux)")
+            flags |= os.O_DIRECT
+        try:
+            self.fd = os.open(self.args.output, flags, 0o644)
+        except OSError as exc:
+            raise ToolError(f"cannot write {self.args.output}: {exc.strerror or exc}") from None
+
+    def announce(self) -> None:
+        where = ", ".join(e.text for e, _ in self.sockets)
+        target = "nowhere (counting only)" if self.args.output == "-" else self.args.output
+        print(f"{self.args.prog}: capturing UDP on {where} to {target}", file=sys.stderr, flush=True)
+        self.start = time.monotonic()
+
+    # ---- polling
+
+    def poll(self, stopped: list[int], interval: float) -> str:
+        """Captures until a signal (``stopped`` gets its number), ``--count`` or ``--duration``;
+        returns why it ended."""
+        fds = ffi.new("int[]", [s.fileno() for _, s in self.sockets])
+        addresses = [local_address(s) for _, s in self.sockets]
+        local = ffi.new("uint8_t[]", b"".join(a.ljust(16, b"\0") for a in addresses))
+        lengths = ffi.new("size_t[]", [len(a) for a in addresses])
+        ports = ffi.new("uint16_t[]", [e.port for e, _ in self.sockets])
+        deadline = self.start + self.args.duration if self.args.duration else None
+        rate = _cli.Rate()
+        next_status = time.monotonic() + interval
+        while not stopped:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return "time"
+            left = self.args.count - self.total_packets() if self.args.count else 0
+            if self.args.count and left <= 0:
+                return "count"
+            wait = min(next_status, deadline or next_status) - now
+            status = lib.sp2_capture_run(
+                self.capture,
+                fds,
+                local,
+                lengths,
+                ports,
+                len(self.sockets),
+                max(1, int(wait * 1000)),
+                NAP_US,
+                left,
+                self.packets,
+                self.bytes,
+            )
+            if status < 0:
+                raise ToolError(f"capture failed: {os.strerror(ffi.errno)}")
+            if time.monotonic() >= next_status:  # (also without a live line: C waits until then)
+                next_status = time.monotonic() + interval
+                if self.status is not None:
+                    self.status.show(
+                        self.live_text(time.monotonic() - self.start, rate.sample(self.counts()))
+                    )
+        return "signal"
+
+    def total_packets(self) -> int:
+        return sum(self.packets[i] for i in range(len(self.sockets)))
 
     def counts(self) -> dict[str, float]:
-        return {"packets": self.packets, "bytes": self.bytes}
+        return {
+            "packets": self.total_packets(),
+            "bytes": sum(self.bytes[i] for i in range(len(self.sockets))),
+        }
 
-    def drain(self, endpoint: Endpoint, sock: socket.socket, limit: int) -> int:
-        """Reads up to ``limit`` datagrams that are waiting on ``sock``."""
-        n = 0
-        ancsize = socket.CMSG_SPACE(32)
-        while n < limit:
-            try:
-                data, ancdata, _flags, address = sock.recvmsg(MAX_DATAGRAM, ancsize)
-            except (BlockingIOError, InterruptedError):
-                break
-            now = time.time_ns()
-            src = self._packed.get(address[0])
-            if src is None:
-                if len(self._packed) > 4096:  # many senders: do not grow without bound
-                    self._packed.clear()
-                src = self._packed[address[0]] = ipaddress.ip_address(address[0].split("%")[0]).packed
-            dst = _destination(sock, ancdata)
-            if dst is None:  # no packet info: the address the socket is bound to
-                dst = self._bound.get(sock)
-                if dst is None:
-                    dst = self._bound[sock] = ipaddress.ip_address(sock.getsockname()[0].split("%")[0]).packed
-            src, dst = _unmap(src, dst)
-            self.writer.write(data, (src, address[1]), (dst, endpoint.port), now)
-            n += 1
-            self.bytes += len(data)
-        self.packets += n
-        self.per_endpoint[endpoint.text] += n
-        return n
+    def live_text(self, elapsed: float, rates: dict[str, float]) -> str:
+        counts = self.counts()
+        return (
+            f"{elapsed:6.1f} s | {_cli.si(rates['packets'], 'pkt/s')} | {rates['bytes'] * 8e-9:.3g} Gb/s | "
+            f"{int(counts['packets'])} packets, {_cli.size(counts['bytes'])}"
+        )
+
+    # ---- the end
+
+    def finish(self, why: str) -> None:
+        """Writes out what is buffered, shows the averages and prints the summary."""
+        self.close_output()
+        elapsed = time.monotonic() - self.start
+        if self.status is not None:
+            averages = {k: v / max(elapsed, 1e-9) for k, v in self.counts().items()}
+            self.status.clear()
+            self.status.show(self.live_text(elapsed, averages) + " (average)")
+            self.status.finish()
+        print("\n".join(self.summary(elapsed, why)), file=sys.stderr)
+
+    def summary(self, elapsed: float, why: str) -> list[str]:
+        counts = self.counts()
+        total = f"{int(counts['packets'])} packets ({_cli.size(counts['bytes'])})"
+        target = "" if self.args.output == "-" else f" to {self.args.output}"
+        lines = [f"{self.args.prog}: {total} in {elapsed:.2f} s{target}"]
+        if len(self.sockets) > 1:
+            lines += [f"  {e.text}: {self.packets[i]} packets" for i, (e, _) in enumerate(self.sockets)]
+        lines.append(f"  stopped by {why}")
+        return lines
+
+    def close_output(self) -> None:
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            if lib.sp2_pcap_writer_close(writer) < 0:
+                raise ToolError(f"cannot write {self.args.output}: {os.strerror(ffi.errno)}")
+
+    def teardown(self) -> None:
+        for _, sock in self.sockets:
+            sock.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def run(args: argparse.Namespace) -> int:
     status = None if args.quiet else _cli.StatusLine(sys.stderr)
     _cli.setup_logging(args.log, status)
     interval = args.interval or (0.5 if status is not None and status.tty else 2.0)
-    sockets: list[tuple[Endpoint, socket.socket]] = []
-    selector = selectors.DefaultSelector()
-    wake_r, wake_w = socket.socketpair()
-    wake_r.setblocking(False)
-    wake_w.setblocking(False)
-    stop_signal: list[int] = []
-    old_handlers: dict[int, Any] = {}
+    session = CaptureSession(args, status)
+    stopped: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop_signal.append(signum)
+        stopped.append(signum)
         signal.signal(signum, signal.SIG_DFL)  # a second Ctrl-C interrupts for real
 
+    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for endpoint in args.endpoint:
-            try:
-                sock = open_socket(endpoint, args.bind, args.interface, args.buffer)
-            except OSError as exc:
-                raise ToolError(f"cannot receive from {endpoint.text}: {exc.strerror or exc}") from None
-            sockets.append((endpoint, sock))
-            selector.register(sock, selectors.EVENT_READ, endpoint)
-        try:
-            file = open(args.output, "wb", buffering=1 << 20)
-        except OSError as exc:
-            raise ToolError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        with file:
-            capture = Capture(sockets, PcapWriter(file))
-            selector.register(wake_r, selectors.EVENT_READ, None)
-            old_wakeup = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                old_handlers[sig] = signal.signal(sig, on_signal)
-            try:
-                where = ", ".join(e.text for e, _ in sockets)
-                print(f"{PROG}: capturing UDP on {where} to {args.output}", file=sys.stderr, flush=True)
-                start = time.monotonic()
-                deadline = start + args.duration if args.duration else None
-                next_status = start + interval
-                rate = _cli.Rate()
-                while not stop_signal:
-                    now = time.monotonic()
-                    if deadline is not None and now >= deadline:
-                        break
-                    timeout = min(next_status, deadline or next_status) - now
-                    for key, _ in selector.select(max(timeout, 0)):
-                        if key.data is None:
-                            try:
-                                wake_r.recv(64)
-                            except BlockingIOError:
-                                pass
-                            continue
-                        limit = 256
-                        if args.count is not None:
-                            limit = min(limit, args.count - capture.packets)
-                        ready = key.fileobj
-                        assert isinstance(ready, socket.socket)
-                        capture.drain(key.data, ready, limit)
-                        if args.count is not None and capture.packets >= args.count:
-                            break
-                    if args.count is not None and capture.packets >= args.count:
-                        break
-                    if status is not None and time.monotonic() >= next_status:
-                        next_status = time.monotonic() + interval
-                        rates = rate.sample(capture.counts())
-                        status.show(_live(time.monotonic() - start, rates, capture))
-                elapsed = time.monotonic() - start
-            finally:
-                signal.set_wakeup_fd(old_wakeup)
-                for number, handler in old_handlers.items():
-                    signal.signal(number, handler)
-        if status is not None:
-            averages = {k: v / max(elapsed, 1e-9) for k, v in capture.counts().items()}
-            status.clear()
-            status.show(_live(elapsed, averages, capture) + " (average)")
-            status.finish()
-        why = (
-            "signal" if stop_signal else ("count" if args.count and capture.packets >= args.count else "time")
-        )
-        total = f"{capture.packets} packets ({_cli.size(capture.bytes)})"
-        lines = [f"{PROG}: {total} in {elapsed:.2f} s to {args.output}"]
-        if len(sockets) > 1:
-            lines += [f"  {name}: {count} packets" for name, count in capture.per_endpoint.items()]
-        lines.append(f"  stopped by {why}")
-        print("\n".join(lines), file=sys.stderr)
+        session.setup()
+        session.announce()
+        why = session.poll(stopped, interval)
+        session.finish(why)
         return 0
     finally:
-        selector.close()
-        for _, sock in sockets:
-            sock.close()
-        wake_r.close()
-        wake_w.close()
+        for number, handler in old_handlers.items():
+            signal.signal(number, handler)
+        session.teardown()
 
 
-def _live(elapsed: float, rates: dict[str, float], capture: Capture) -> str:
-    return (
-        f"{elapsed:6.1f} s | {_cli.si(rates['packets'], 'pkt/s')} | {rates['bytes'] * 8e-9:.3g} Gb/s | "
-        f"{capture.packets} packets, {_cli.size(capture.bytes)}"
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
     try:
         return run(args)
     except ToolError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             return 141
-        print(f"{PROG}: error: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def mcdump_main(argv: Sequence[str] | None = None) -> int:
+    """``mcdump``: the reference's capture command line."""
+    return main(argv, MCDUMP_PROG)
 
 
 if __name__ == "__main__":
