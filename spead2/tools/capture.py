@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, BinaryIO
 
-from spead2._kernel import ensure, ffi, lib
+from spead2._kernel import check_pointer, ensure, ffi, lib
 from spead2.tools import _cli
 from spead2.tools._cli import ToolError
 
@@ -262,9 +262,7 @@ class PcapWriter:
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
-        writer = lib.sp2_pcap_writer_new(-1, 0, 0, 0)
-        if writer == ffi.NULL:
-            raise MemoryError("pcap writer: out of memory")
+        writer = check_pointer(lib.sp2_pcap_writer_new(-1, 0, 0, 0), "pcap writer")
         self._writer = ffi.gc(writer, lib.sp2_pcap_writer_free)
         self._size = ffi.new("size_t *")
         self._drain()
@@ -329,10 +327,8 @@ class CaptureSession:
             self.sockets.append((endpoint, sock))
         self._open_output()
         writer = lib.sp2_pcap_writer_new(self.fd, WRITE_BUFFER, 0, int(self.args.direct_io))
-        self.writer = ffi.gc(writer, lib.sp2_pcap_writer_free) if writer != ffi.NULL else None
-        capture = lib.sp2_capture_new(self.writer, BATCH) if self.writer is not None else ffi.NULL
-        if capture == ffi.NULL:
-            raise MemoryError("capture buffers: out of memory")
+        self.writer = ffi.gc(check_pointer(writer, "pcap writer"), lib.sp2_pcap_writer_free)
+        capture = check_pointer(lib.sp2_capture_new(self.writer, BATCH), "capture buffers")
         self.capture = ffi.gc(capture, lib.sp2_capture_free)
         n = len(self.sockets)
         self.packets = ffi.new("uint64_t[]", n)
@@ -351,7 +347,8 @@ class CaptureSession:
         try:
             self.fd = os.open(self.args.output, flags, 0o644)
         except OSError as exc:
-            raise ToolError(f"cannot write {self.args.output}: {exc.strerror or exc}") from None
+            hint = " (this filesystem refuses O_DIRECT: drop --direct-io)" if self.args.direct_io else ""
+            raise ToolError(f"cannot write {self.args.output}: {exc.strerror or exc}{hint}") from None
 
     def announce(self) -> None:
         where = ", ".join(e.text for e, _ in self.sockets)
