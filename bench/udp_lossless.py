@@ -39,7 +39,7 @@ def trial(
     )
     child.wait_for("ready")
     seconds = _common.send_reference(ref, port, heaps, args.heap_size, packet, rate, 0 if args.pin else None)
-    if child.finish(timeout=20) != 0:  # a lost stop heap: killed, counted as a loss
+    if child.finish(timeout=5) != 0:  # a lost stop heap: killed, counted as a loss
         return False, float("nan"), 0.0
     result = _common.last_json(child.out)
     packets = int(result["packets"])  # type: ignore[call-overload]

@@ -292,3 +292,35 @@ def test_direct_io(tmp_path: Path) -> None:
     status, _, err = tool.finish()
     assert status == 0, err
     assert [bytes(eth.data.data.data) for _, eth in read_pcap(path)] == packets
+
+
+def test_capture_session_parts(tmp_path: Path) -> None:
+    """The parts of a run, alone: setup (sockets, file), poll (ends by count), summary, teardown."""
+    port = free_port()
+    path = tmp_path / "parts.pcap"
+    args = capture.parse_args(["-q", "-c", "3", "-o", str(path), f"127.0.0.1:{port}"])
+    session = capture.CaptureSession(args, None)
+    try:
+        session.setup()
+        session.announce()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(5):
+                sender.sendto(bytes([i]) * 10, ("127.0.0.1", port))
+        assert session.poll([], interval=5) == "count"
+        assert session.counts() == {"packets": 3, "bytes": 30}
+        session.close_output()
+        lines = session.summary(1.0, "count")
+        assert lines[0] == f"spead2_capture: 3 packets (30 B) in 1.00 s to {path}"
+        assert lines[-1] == "  stopped by count"
+    finally:
+        session.teardown()
+    assert [bytes(eth.data.data.data) for _, eth in read_pcap(path)] == [bytes([i]) * 10 for i in range(3)]
+    args = capture.parse_args(["-q", "-t", "0.05", "-o", "-", f"127.0.0.1:{free_port()}"])
+    session = capture.CaptureSession(args, None)
+    try:
+        session.setup()
+        session.announce()
+        assert session.poll([], interval=5) == "time"
+        assert session.poll([2], interval=5) == "signal"
+    finally:
+        session.teardown()
