@@ -49,7 +49,7 @@ def run_capture(args: argparse.Namespace, ref: str, rate: float) -> tuple[int, f
     with tempfile.TemporaryDirectory() as tmp:
         output = "-" if args.discard else str(Path(args.dir or tmp) / "capture_cost.pcap")
         cmd = [args.mine_python, "-m", "spead2.tools.capture", "-q", "-o", output, f"127.0.0.1:{port}"]
-        cmd += ["--direct-io"] if args.direct_io else []
+        cmd += ["--buffered-io"] if args.buffered_io else []
         child = _common.Child(_common.pinned(cmd, 1 if args.pin else None))
         child.wait_for("capturing UDP on")
         _common.send_reference(
@@ -76,7 +76,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3, help="[%(default)s]")
     parser.add_argument("--dir", help="directory of the capture file [a temporary directory]")
     parser.add_argument("--discard", action="store_true", help="capture to '-' (count only, no file)")
-    parser.add_argument("--direct-io", action="store_true", help="capture with --direct-io (O_DIRECT)")
+    parser.add_argument("--buffered-io", action="store_true", help="capture with --buffered-io (no O_DIRECT)")
     _common.add_common_options(parser)
     args = parser.parse_args()
     ref = _common.reference_python(args.ref_python)

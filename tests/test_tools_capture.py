@@ -252,6 +252,7 @@ def test_mcdump_arguments() -> None:
         capture.MCDUMP_PROG,
     )
     assert (args.interface, args.output, args.count, args.affinity) == ("127.0.0.1", "-", 5, 0)
+    assert args.io == "buffered"  # mcdump's default, as the reference's
     assert args.disk_affinity == [1, 2] and args.endpoint[0].port == 7148
     with pytest.raises(SystemExit):
         capture.parse_args(["out.pcap", "239.1.2.3:7148"], capture.MCDUMP_PROG)  # -i is required
@@ -292,6 +293,25 @@ def test_direct_io(tmp_path: Path) -> None:
     status, _, err = tool.finish()
     assert status == 0, err
     assert [bytes(eth.data.data.data) for _, eth in read_pcap(path)] == packets
+
+
+def test_io_modes(tmp_path: Path) -> None:
+    """spead2_capture takes O_DIRECT where the filesystem does, unless --buffered-io."""
+    assert capture.parse_args(["-o", "x", "1"]).io == "auto"
+    assert capture.parse_args(["-o", "x", "--direct-io", "1"]).io == "direct"
+    assert capture.parse_args(["-o", "x", "--buffered-io", "1"]).io == "buffered"
+    with pytest.raises(SystemExit):
+        capture.parse_args(["-o", "x", "--direct-io", "--buffered-io", "1"])
+    for mode, may_be_direct in (("auto", True), ("buffered", False)):
+        args = capture.parse_args(
+            ["-o", str(tmp_path / f"{mode}.pcap"), f"--{mode}-io" if mode != "auto" else "-q", "1"]
+        )
+        session = capture.CaptureSession(args, None)
+        try:
+            session._open_output()
+            assert session.direct is False or may_be_direct
+        finally:
+            session.teardown()
 
 
 def test_capture_session_parts(tmp_path: Path) -> None:

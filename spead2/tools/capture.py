@@ -120,9 +120,22 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="socket receive buffer size (0: the OS default) [%(default)s]",
     )
-    parser.add_argument(
-        "--direct-io", action="store_true", help="open the file with O_DIRECT (bypass the page cache)"
+    io = parser.add_mutually_exclusive_group()
+    io.add_argument(
+        "--direct-io",
+        dest="io",
+        action="store_const",
+        const="direct",
+        help="write with O_DIRECT, bypassing the page cache (an error where the filesystem refuses it)",
     )
+    io.add_argument(
+        "--buffered-io",
+        dest="io",
+        action="store_const",
+        const="buffered",
+        help="write through the page cache [default: O_DIRECT where the filesystem takes it]",
+    )
+    parser.set_defaults(io="auto")
     parser.add_argument("--affinity", type=int, metavar="CPU", help="pin the capturing thread to this CPU")
 
 
@@ -168,7 +181,12 @@ def build_mcdump_parser() -> argparse.ArgumentParser:
         help=argparse.SUPPRESS,
     )
     parser.add_argument(
-        "--direct-io", action="store_true", help="open the file with O_DIRECT (bypass the page cache)"
+        "--direct-io",
+        dest="io",
+        action="store_const",
+        const="direct",
+        default="buffered",
+        help="open the file with O_DIRECT (bypass the page cache)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no live packet count")
     _cli.add_log_option(parser)
@@ -306,6 +324,7 @@ class CaptureSession:
         self.status = status
         self.sockets: list[tuple[Endpoint, socket.socket]] = []
         self.fd = -1
+        self.direct = False  # the file was opened with O_DIRECT
         self.writer: Any = None
         self.capture: Any = None
         self.packets: Any = None
@@ -326,7 +345,7 @@ class CaptureSession:
                 raise ToolError(f"cannot receive from {endpoint.text}: {exc.strerror or exc}") from None
             self.sockets.append((endpoint, sock))
         self._open_output()
-        writer = lib.sp2_pcap_writer_new(self.fd, WRITE_BUFFER, 0, int(self.args.direct_io))
+        writer = lib.sp2_pcap_writer_new(self.fd, WRITE_BUFFER, 0, int(self.direct))
         self.writer = ffi.gc(check_pointer(writer, "pcap writer"), lib.sp2_pcap_writer_free)
         capture = check_pointer(lib.sp2_capture_new(self.writer, BATCH), "capture buffers")
         self.capture = ffi.gc(capture, lib.sp2_capture_free)
@@ -337,18 +356,34 @@ class CaptureSession:
             os.sched_setaffinity(0, {self.args.affinity})
 
     def _open_output(self) -> None:
+        """Opens the file: with O_DIRECT for --direct-io, and by default where the filesystem takes
+        it (the kernel then copies nothing into the page cache: a third of the CPU per packet)."""
         if self.args.output == "-":
             return
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-        if self.args.direct_io:
-            if not hasattr(os, "O_DIRECT"):
-                raise ToolError("--direct-io needs O_DIRECT (Linux)")
-            flags |= os.O_DIRECT
+        direct = getattr(os, "O_DIRECT", 0)
+        if self.args.io == "direct" and not direct:
+            raise ToolError("--direct-io needs O_DIRECT (Linux)")
+        if self.args.io != "buffered" and direct:
+            try:
+                self.fd = os.open(self.args.output, flags | direct, 0o644)
+                self.direct = True
+                return
+            except OSError as exc:
+                if self.args.io == "direct" or exc.errno != errno.EINVAL:
+                    hint = (
+                        " (this filesystem refuses O_DIRECT: drop --direct-io)"
+                        if exc.errno == errno.EINVAL
+                        else ""
+                    )
+                    raise ToolError(f"cannot write {self.args.output}: {exc.strerror or exc}{hint}") from None
+                _logger.info(
+                    "%s: the filesystem refuses O_DIRECT; writing through the page cache", self.args.output
+                )
         try:
             self.fd = os.open(self.args.output, flags, 0o644)
         except OSError as exc:
-            hint = " (this filesystem refuses O_DIRECT: drop --direct-io)" if self.args.direct_io else ""
-            raise ToolError(f"cannot write {self.args.output}: {exc.strerror or exc}{hint}") from None
+            raise ToolError(f"cannot write {self.args.output}: {exc.strerror or exc}") from None
 
     def announce(self) -> None:
         where = ", ".join(e.text for e, _ in self.sockets)
