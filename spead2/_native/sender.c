@@ -85,8 +85,8 @@ struct sp2_sender {
     precise_time fast_time;           /* lower bound from the catch-up rate */
     int idle;
     int64_t idle_since_ns;            /* when the queue last ran empty */
-    int limited;
-    int64_t spin_ns;                      /* the burst being built is paced */
+    int limited;                      /* the burst being built is paced */
+    int64_t spin_ns;                  /* waits end with this much spinning */
     /* memory transport */
     uint8_t *mem;
     size_t mem_size, mem_cap;
