@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from spead2.tools import _cli
+import spead2
+import spead2.send
+from spead2.tools import _cli, _sending
 from spead2.tools._cli import ToolError
 
 MEASURE_BYTES = 10**9  # heap payload per measurement, as the reference sends
@@ -135,10 +137,6 @@ class Master:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        import spead2.send
-        import spead2.send.asyncio
-
-        self.send = spead2.send
         flavour = spead2.Flavour(
             4, 64, args.addr_bits, spead2.BUG_COMPAT_PYSPEAD_0_5_2 if args.pyspead else 0
         )
@@ -190,25 +188,17 @@ class Master:
 
     def _stream(self, rate: float) -> Any:
         args = self.args
-        config = self.send.StreamConfig(
-            max_packet_size=args.packet or DEFAULT_PACKET,
+        config = _sending.stream_config(
+            packet=args.packet or DEFAULT_PACKET,
             rate=rate * 1.0,
-            burst_size=args.burst,
+            burst=args.burst,
             max_heaps=args.max_heaps,
             burst_rate_ratio=args.burst_rate_ratio,
-            rate_method=getattr(self.send.RateMethod, args.rate_method),
+            rate_method=args.rate_method,
         )
-        target = args.multicast or args.host
-        buffer_size = args.send_buffer or self.send.asyncio.UdpStream.DEFAULT_BUFFER_SIZE
-        if args.multicast and args.ttl is not None:
-            return self.send.asyncio.UdpStream(
-                self.thread_pool, [(target, args.port)], config, buffer_size, args.ttl
-            )
-        if args.send_bind:
-            return self.send.asyncio.UdpStream(
-                self.thread_pool, [(target, args.port)], config, buffer_size, args.send_bind
-            )
-        return self.send.asyncio.UdpStream(self.thread_pool, [(target, args.port)], config, buffer_size)
+        ttl = args.ttl if args.multicast else None
+        target = [(args.multicast or args.host, args.port)]
+        return _sending.udp_stream(self.thread_pool, target, config, args.send_buffer, ttl, args.send_bind)
 
     async def _send_heaps(self, rate: float) -> float:
         stream = self._stream(rate)
@@ -229,10 +219,7 @@ def gbps(bytes_per_second: float) -> str:
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    try:
-        master = Master(args)
-    except ImportError as exc:
-        raise ToolError(f"the master needs spead2.send, which this build lacks ({exc})") from None
+    master = Master(args)
     try:
         send_rate = (await master.measure(0)).actual
         if not args.quiet:

@@ -26,7 +26,7 @@ import numpy as np
 import spead2
 import spead2.send
 import spead2.send.asyncio
-from spead2.tools import _cli
+from spead2.tools import _cli, _sending
 from spead2.tools._benchmaster import split_endpoint
 
 _logger = logging.getLogger("spead2")
@@ -134,23 +134,18 @@ def make_group(args: argparse.Namespace) -> spead2.send.ItemGroup:
 
 
 async def make_stream(args: argparse.Namespace, pool: spead2.ThreadPool) -> Any:
-    config = spead2.send.StreamConfig(
-        max_packet_size=args.packet,
+    config = _sending.stream_config(
+        packet=args.packet,
         rate=args.rate * 1e9 / 8,
-        burst_size=args.burst,
+        burst=args.burst,
         max_heaps=args.max_heaps,
         burst_rate_ratio=args.burst_rate_ratio,
-        rate_method=spead2.send.RateMethod[args.rate_method],
+        rate_method=args.rate_method,
     )
     if args.tcp:
         buffer = args.buffer or spead2.send.asyncio.TcpStream.DEFAULT_BUFFER_SIZE
         return await spead2.send.asyncio.TcpStream.connect(pool, args.destination, config, buffer, args.bind)
-    buffer = args.buffer or spead2.send.asyncio.UdpStream.DEFAULT_BUFFER_SIZE
-    if args.ttl is None:
-        return spead2.send.asyncio.UdpStream(pool, args.destination, config, buffer, args.bind)
-    if args.bind:
-        return spead2.send.asyncio.UdpStream(pool, args.destination, config, buffer, args.ttl, args.bind)
-    return spead2.send.asyncio.UdpStream(pool, args.destination, config, buffer, args.ttl)
+    return _sending.udp_stream(pool, args.destination, config, args.buffer, args.ttl, args.bind)
 
 
 class Counts:
