@@ -63,28 +63,24 @@ def pops_until_space(k: Kernel) -> int:
     raise AssertionError("the producer was never told to go on")
 
 
-def test_producer_sharing_its_consumer_cpu_resumes_once_the_ring_is_empty() -> None:
-    cpu = min(os.sched_getaffinity(0))
-    result: list[int] = []
-    run_pinned({cpu}, lambda: result.append(pops_until_space(Kernel(ring_heaps=4, full_wait_ns=1))))
-    assert result == [4]
-
-
-def test_producer_on_several_cpus_resumes_once_the_ring_is_half_empty() -> None:
+@pytest.mark.parametrize(
+    ("pinned", "full_wait_ns", "pops"),
+    [
+        (True, 1, 4),  # producer and consumer share one CPU: resume once the ring is empty
+        (False, 1, 2),  # several CPUs: resume once it is half empty
+        (True, 0, 2),  # the consumer's own thread (asyncio façade: the producer never waits in C)
+    ],
+    ids=["one-cpu", "several-cpus", "one-thread"],
+)
+def test_paused_producer_resumes_at_the_resume_level(pinned: bool, full_wait_ns: int, pops: int) -> None:
     cpus = os.sched_getaffinity(0)
-    if len(cpus) < 2:
+    if pinned:
+        cpus = {min(cpus)}
+    elif len(cpus) < 2:
         pytest.skip("needs two CPUs")
     result: list[int] = []
-    run_pinned(cpus, lambda: result.append(pops_until_space(Kernel(ring_heaps=4, full_wait_ns=1))))
-    assert result == [2]
-
-
-def test_producer_on_the_consumer_thread_resumes_once_the_ring_is_half_empty() -> None:
-    # full_wait_ns == 0: the asyncio façade, whose producer never waits in C
-    cpu = min(os.sched_getaffinity(0))
-    result: list[int] = []
-    run_pinned({cpu}, lambda: result.append(pops_until_space(Kernel(ring_heaps=4, full_wait_ns=0))))
-    assert result == [2]
+    run_pinned(cpus, lambda: result.append(pops_until_space(Kernel(ring_heaps=4, full_wait_ns=full_wait_ns))))
+    assert result == [pops]
 
 
 def test_a_blocked_consumer_gets_the_heaps_of_a_batch_that_did_not_fill_the_ring() -> None:
