@@ -425,6 +425,54 @@ static int spin_for_heap(sp2_ring *r)
     return 0;
 }
 
+/* Lock held, ring empty: sleeps until a heap comes, the ring stops or the timeout (negative:
+ * none) passes. */
+static void wait_for_data(sp2_ring *r, int64_t timeout_ns)
+{
+    int64_t start = sp2_now_ns();
+    int64_t deadline = timeout_ns > 0 ? start + timeout_ns : 0;
+    r->waiters++;
+    store_if_changed(&r->consumer.busy, 0);
+    while (r->count == 0 && !r->stopped)
+    {
+        if (timeout_ns < 0)
+            sp2_cond_wait(&r->data_cond, &r->lock);
+        else
+        {
+            int64_t left = deadline - sp2_now_ns();
+            if (left <= 0)
+                break;
+            sp2_cond_timedwait_ns(&r->data_cond, &r->lock, left);
+        }
+    }
+    r->waiters--;
+    store_if_changed(&r->consumer.busy, 1);
+    if (r->count != 0 && sp2_now_ns() - start < 4 * SPIN_NS)
+        r->spin_ns = SPIN_NS;   /* the sleep was short: spinning would have paid */
+}
+
+/* Lock held, ring not empty: unlinks the oldest heap, and says whom its room wakes. */
+static sp2_heap_impl *take_head(sp2_ring *r, int *wake_producer, int *wake_loop)
+{
+    sp2_heap_impl *h = r->head;
+    r->head = h->next;
+    if (!r->head)
+        r->tail = NULL;
+    r->count--;
+#ifndef _WIN32
+    data_fd_take(r);
+#endif
+    *wake_producer = *wake_loop = 0;
+    if (r->count <= resume_level(r))
+    {
+        *wake_producer = r->producer_waiting;
+        *wake_loop = r->space_wanted;
+        r->producer_waiting = r->space_wanted = 0;
+    }
+    h->next = NULL;
+    return h;
+}
+
 sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
 {
     sp2_ring *r = &s->ring;
@@ -444,55 +492,20 @@ sp2_heap *sp2_ring_pop(sp2_stream *s, int64_t timeout_ns)
     if (spun)
         r->spin_ns = spin_paid ? SPIN_NS : r->spin_ns - SPIN_NS / 8;
     if (r->count == 0 && !r->stopped && timeout_ns != 0)
-    {
-        int64_t start = sp2_now_ns();
-        int64_t deadline = timeout_ns > 0 ? start + timeout_ns : 0;
-        r->waiters++;
-        store_if_changed(&r->consumer.busy, 0);
-        while (r->count == 0 && !r->stopped)
-        {
-            if (timeout_ns < 0)
-                sp2_cond_wait(&r->data_cond, &r->lock);
-            else
-            {
-                int64_t left = deadline - sp2_now_ns();
-                if (left <= 0)
-                    break;
-                sp2_cond_timedwait_ns(&r->data_cond, &r->lock, left);
-            }
-        }
-        r->waiters--;
-        store_if_changed(&r->consumer.busy, 1);
-        if (r->count != 0 && sp2_now_ns() - start < 4 * SPIN_NS)
-            r->spin_ns = SPIN_NS;   /* the sleep was short: spinning would have paid */
-    }
+        wait_for_data(r, timeout_ns);
     if (r->count == 0)
     {
         sp2_mutex_unlock(&r->lock);
         return NULL;
     }
-    sp2_heap_impl *h = r->head;
-    r->head = h->next;
-    if (!r->head)
-        r->tail = NULL;
-    r->count--;
-#ifndef _WIN32
-    data_fd_take(r);
-#endif
-    int wake_producer = 0, wake_loop = 0;
-    if (r->count <= resume_level(r))
-    {
-        wake_producer = r->producer_waiting;
-        wake_loop = r->space_wanted;
-        r->producer_waiting = r->space_wanted = 0;
-    }
+    int wake_producer, wake_loop;
+    sp2_heap_impl *h = take_head(r, &wake_producer, &wake_loop);
     sp2_mutex_unlock(&r->lock);
     /* After unlocking, so that the woken producer does not run straight into the lock. */
     if (wake_producer)
         sp2_cond_signal(&r->space_cond);
     if (wake_loop)
         signal_space(r);
-    h->next = NULL;
     return &h->pub;
 }
 
