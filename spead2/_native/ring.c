@@ -290,9 +290,10 @@ int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
     data_fd_post(r, 1);
 #endif
     int full = r->count >= r->capacity;
-    /* A consumer woken for each heap would, on a busy or shared CPU, take the CPU for one heap at a
-     * time (two context switches per heap): it is woken when the ring fills or the batch ends. */
-    int wake = r->waiters && full;
+    /* A consumer woken for each heap would, on the producer's own CPU, take the CPU for one heap
+     * at a time (two context switches per heap): there it is woken when the ring fills or the
+     * batch ends.  Where the two can run on two CPUs, it is woken at once, so that they overlap. */
+    int wake = r->waiters && (full || !one_cpu(r));
     r->wake_pending = r->waiters && !wake;
     sp2_mutex_unlock(&r->lock);
     /* Signalled after unlocking, so that the woken side does not run straight into the lock. */
