@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any
 
 import rawpackets
@@ -88,6 +87,9 @@ def numpy_header(descr: Any, shape: Sequence[int], fortran_order: bool = False) 
 #: An item of a hand-built heap: an int is sent as an immediate, bytes as an addressed item.
 ItemSpec = tuple[int, "int | bytes"]
 
+#: A packet size no hand-built heap here reaches: these heaps are fed to decoders, never sent.
+_UNBOUNDED = 1 << 40
+
 
 def pointer(id: int, value: int, immediate: bool, heap_address_bits: int = 40) -> bytes:
     return rawpackets.pointer(id, value, immediate, heap_address_bits).to_bytes(8, "big")
@@ -108,24 +110,9 @@ def heap_packets(
 ) -> list[bytes]:
     """A heap as one packet (or two, split at payload offset ``split_at``), with the HEAP_CNT,
     HEAP_LENGTH (unless ``heap_length`` is false), PAYLOAD_OFFSET and PAYLOAD_LENGTH items."""
-    hab = heap_address_bits
-    pointers = []
-    payload = b""
-    for item_id, value in items:
-        if isinstance(value, int):
-            pointers.append(pointer(item_id, value, True, hab))
-        else:
-            pointers.append(pointer(item_id, len(payload), False, hab))
-            payload += value
-    cuts = [0, len(payload)] if split_at is None else [0, split_at, len(payload)]
-    packets = []
-    for index, (start, end) in enumerate(pairwise(cuts)):
-        header = [pointer(1, cnt, True, hab)]
-        if heap_length:
-            header.append(pointer(2, len(payload), True, hab))
-        header += [pointer(3, start, True, hab), pointer(4, end - start, True, hab)]
-        packets.append(packet_bytes(header + (pointers if index == 0 else []), payload[start:end], hab))
-    return packets
+    heap = rawpackets.Heap(cnt, [rawpackets.Item(i, v, immediate=isinstance(v, int)) for i, v in items])
+    encoder = rawpackets.Encoder(heap_address_bits, max_packet_size=_UNBOUNDED)
+    return encoder.packets(heap, heap_length=heap_length, pad=False, split_at=split_at)
 
 
 def heap_packet(items: Sequence[ItemSpec], heap_address_bits: int = 40, cnt: int = 1) -> bytes:

@@ -79,9 +79,15 @@ class Encoder:
         return pointer(item_id, value, immediate, self.heap_address_bits)
 
     def packets(
-        self, heap: Heap, *, repeat_pointers: bool = False, heap_length: bool = True, pad: bool = True
+        self,
+        heap: Heap,
+        *,
+        repeat_pointers: bool = False,
+        heap_length: bool = True,
+        pad: bool = True,
+        split_at: int | None = None,
     ) -> list[bytes]:
-        """The packets of one heap, in order."""
+        """The packets of one heap, in order; ``split_at`` ends the first packet's payload there."""
         payload = bytearray()
         pointers: list[int] = []
         for desc in heap.descriptors:
@@ -118,6 +124,8 @@ class Encoder:
             if room <= 0 and total > offset:
                 raise ValueError("max_packet_size is too small for the item pointers")
             length = min(room, total - offset)
+            if first and split_at is not None:
+                length = min(length, split_at)
             out.append(
                 packet(
                     fields(offset, length) + extra,
