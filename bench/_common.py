@@ -49,6 +49,47 @@ def reference_python(explicit: str | None) -> str:
     return str(python)
 
 
+def reference_with(explicit: str | None, packages: dict[str, str]) -> str:
+    """The reference's interpreter, with ``packages`` (module: pip requirement) installed into its
+    venv where missing (refvenv.ensure_modules)."""
+    python = reference_python(explicit)
+    try:
+        refvenv.ensure_modules(python, packages)
+    except refvenv.Unavailable as exc:
+        sys.exit(f"the reference's venv cannot be completed: {exc}")
+    return python
+
+
+def add_cpus_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cpus", type=int, default=0, help="pin the measured processes to the first N CPUs [unpinned]"
+    )
+
+
+def cpus_prefix(cpus: int) -> list[str]:
+    """taskset to the first ``cpus`` CPUs; nothing for 0."""
+    return ["taskset", "-c", ",".join(str(c) for c in range(cpus))] if cpus else []
+
+
+def describe_cpus(cpus: int) -> str:
+    return f"pinned to {cpus} CPU(s)" if cpus else "unpinned"
+
+
+def run_worker(python: str, mine: str, code: str, *args: str, cpus: int = 0, timeout: float = 900) -> dict:
+    """Runs ``python -c code args...`` (pinned with ``cpus``); returns its last JSON line."""
+    proc = subprocess.run(
+        cpus_prefix(cpus) + command(python, mine, "-c", code, *args),
+        capture_output=True,
+        text=True,
+        env=env_for(python, mine),
+        cwd=tempfile.gettempdir(),
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{python}: exit {proc.returncode}: {proc.stderr[-2000:]}")
+    return last_json(proc.stdout.splitlines())
+
+
 def env_for(python: str, mine: str) -> dict[str, str] | None:
     """The environment of a child: ours inherits; the reference gets no PYTHONPATH."""
     return None if python == mine else refvenv.clean_env()
@@ -69,6 +110,7 @@ class Child:
 
     cmd: list[str]
     env: dict[str, str] | None = None
+    stdin: bool = False  # a pipe to the child's stdin (tell())
     proc: subprocess.Popen[str] = field(init=False)
     out: list[str] = field(default_factory=list)
     err: list[str] = field(default_factory=list)
@@ -78,6 +120,7 @@ class Child:
     def __post_init__(self) -> None:
         self.proc = subprocess.Popen(
             self.cmd,
+            stdin=subprocess.PIPE if self.stdin else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -98,7 +141,7 @@ class Child:
                 lines.append(line)
                 self._cond.notify_all()
 
-    def wait_for(self, text: str, timeout: float = 60) -> None:
+    def wait_for(self, text: str, timeout: float = 60, mark: bool = True) -> None:
         """Waits for a line containing ``text``, then starts the CPU count (:meth:`mark`)."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -107,12 +150,29 @@ class Child:
                 if left <= 0 or self.proc.poll() is not None:
                     raise RuntimeError(f"{self.cmd[0]}: no {text!r}: {''.join(self.err)[-2000:]}")
                 self._cond.wait(min(left, 0.5))
-        self.mark()
+        if mark:
+            self.mark()
+
+    def tell(self, *commands: dict[str, object], close: bool = False) -> None:
+        """Writes each command as a JSON line to the child's stdin (then closes it if asked)."""
+        assert self.proc.stdin is not None
+        for obj in commands:
+            self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+        if close:
+            self.proc.stdin.close()
 
     def mark(self) -> None:
         """Starts the CPU count here (after start-up: interpreter, imports, sockets)."""
+        self._start_cpu = self._cpu_now()
+
+    def cpu_so_far(self) -> float:
+        """CPU seconds (all threads) since :meth:`mark`, the child still running."""
+        return self._cpu_now() - self._start_cpu
+
+    def _cpu_now(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        self._start_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def finish(self, timeout: float = 120) -> int:
         """Waits for the end; returns the exit status and records the CPU time."""
@@ -183,6 +243,11 @@ print(json.dumps({"heaps": heaps, "packets": stats["packets"], "version": spead2
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def spread(values: Sequence[float], digits: int = 2) -> str:
+    """median [min-max]"""
+    return f"{median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

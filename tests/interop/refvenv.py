@@ -141,6 +141,35 @@ def reference_python() -> tuple[Path, dict[str, str]]:
     return python, probe(python)
 
 
+def ensure_modules(python: str | Path, packages: dict[str, str]) -> None:
+    """Makes the reference's interpreter import each module of ``packages`` (module name: pip
+    requirement), installing what is missing into its venv from PyPI (the chunk benchmarks need
+    numba and scipy there).  Raises Unavailable if that cannot be done."""
+    missing = []
+    for module, requirement in packages.items():
+        proc = subprocess.run(
+            command(python, "-c", f"import {module}"),
+            capture_output=True,
+            cwd=tempfile.gettempdir(),
+            env=clean_env(),
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            missing.append(requirement)
+    if not missing:
+        return
+    if os.environ.get("SPEAD2_REF_NO_INSTALL"):
+        raise Unavailable(f"{python} lacks {' '.join(missing)} and SPEAD2_REF_NO_INSTALL is set")
+    step = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *missing]
+    try:
+        proc = subprocess.run(step, capture_output=True, text=True, env=clean_env(), timeout=INSTALL_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Unavailable(f"cannot install {' '.join(missing)} for {python}: {exc}") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip()[-800:]
+        raise Unavailable(f"cannot install {' '.join(missing)} for {python}: {tail}")
+
+
 if __name__ == "__main__":
     try:
         where, found = reference_python()
