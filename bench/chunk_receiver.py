@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""UDP chunk receiver for the shared harness (``udp_lossless.py``, its line-JSON protocol).
+"""UDP chunk receiver driven over stdin, one JSON command a line (``start``, ``stop``, ``exit``).
 
 Runs the same code under any implementation of the spead2 API (ours or the reference's, in their
 own venvs; numba and scipy needed): a ChunkRingStream whose place function (a numba cfunc given
@@ -8,10 +8,7 @@ consumer thread that hands every chunk back.  Complete heaps are counted from th
 (heaps less incomplete, rejected and too-old ones), so a user stop, which drops the chunks
 still being filled, loses no count.  Compare receiver CPU per packet with::
 
-    cd ../shared/bench   # the harness
-    ./udp_lossless.py --packet-sizes 1472,9000 \\
-        --receiver "ref-chunk=$REF_PY /path/to/bench/chunk_receiver.py" \\
-        --receiver "mine-chunk=$MINE_PY /path/to/bench/chunk_receiver.py"
+    .venv/bin/python bench/udp_lossless.py --receiver chunk [--pin]
 """
 
 from __future__ import annotations
