@@ -60,10 +60,13 @@ def reference_with(explicit: str | None, packages: dict[str, str]) -> str:
     return python
 
 
-def add_cpus_option(parser: argparse.ArgumentParser) -> None:
+def add_worker_options(parser: argparse.ArgumentParser, reps: int = 3) -> None:
+    """--cpus, --reps and --rounds of the scripts that run a worker per implementation and round."""
     parser.add_argument(
         "--cpus", type=int, default=0, help="pin the measured processes to the first N CPUs [unpinned]"
     )
+    parser.add_argument("--reps", type=int, default=reps, help="timed runs per process (the best counts)")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per implementation (the median)")
 
 
 def cpus_prefix(cpus: int) -> list[str]:

@@ -122,13 +122,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    _common.add_cpus_option(parser)
     parser.add_argument("--heap-sizes", default="65536,8192")
     parser.add_argument("--packet-sizes", default="1472,9000")
     parser.add_argument("--heaps-per-chunk", type=int, default=0, help="[chunks of 16 MiB]")
     parser.add_argument("--total-mib", type=int, default=256)
-    parser.add_argument("--reps", type=int, default=3, help="timed runs per process (the best counts)")
-    parser.add_argument("--rounds", type=int, default=3, help="processes per implementation")
+    _common.add_worker_options(parser)
     _common.add_common_options(parser)
     args = parser.parse_args()
     ref = _common.reference_with(args.ref_python, NUMBA)

@@ -125,10 +125,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    _common.add_cpus_option(parser)
     parser.add_argument("--heaps", type=int, default=20000)
-    parser.add_argument("--reps", type=int, default=3, help="timings per process (the best counts)")
-    parser.add_argument("--rounds", type=int, default=3, help="processes per implementation")
+    _common.add_worker_options(parser)
     _common.add_common_options(parser)
     args = parser.parse_args()
     ref = _common.reference_python(args.ref_python)
