@@ -457,12 +457,15 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
         }
 #if defined(__GNUC__) || defined(__clang__)
         /* A large buffer streams from memory, and hardware prefetchers restart at every page,
-         * which small packets cross every few packets: ask now for the bytes a packet or so
-         * ahead (2 KiB ahead measured best here; large packets gained nothing). */
+         * which small packets cross every few packets; and each packet's header says where the
+         * next one starts, so without help every header is a miss of its own that nothing
+         * overlaps.  Ask now for the bytes a packet or so ahead (2 KiB ahead; large packets
+         * gained nothing), into the caches that the copy reads from: a non-temporal prefetch
+         * (locality 0) measured no better than none, 270 ns per 1472 B packet against 185. */
         if (p.info.size <= PREFETCH_MAX_PACKET)
             for (size_t ahead = PREFETCH_AHEAD; ahead < PREFETCH_AHEAD + p.info.size; ahead += 64)
                 if (pos + ahead < size)
-                    __builtin_prefetch(data + pos + ahead, 0, 0);
+                    __builtin_prefetch(data + pos + ahead, 0, 2);
 #endif
         pos += (size_t) p.info.size;
         if (process_packet(s, &p))
