@@ -102,6 +102,7 @@ typedef struct sp2_ring {
     sp2_heap_impl *tail;
     size_t count;
     size_t capacity;
+    uint64_t bytes;               /* payload bytes of the queued heaps */
     size_t resume_level;          /* wake a paused producer once count drops to this */
     int stopped;
     int space_wanted;
@@ -119,7 +120,8 @@ typedef struct sp2_ring {
 int sp2_ring_init(sp2_ring *ring, size_t capacity);
 void sp2_ring_destroy(sp2_ring *ring);
 /* Owner thread: queue a finished heap (freed if the ring is stopped).  Returns nonzero when the
- * ring is now at capacity. */
+ * producer must pause: the ring is at capacity (and, where producer and consumer share one CPU,
+ * past the overfill that lets a batch of input finish). */
 int sp2_ring_push(sp2_ring *ring, sp2_heap_impl *heap);
 /* Owner thread, ring full: wait up to wait_ns for room, then ask to be woken through the space
  * fd.  Returns 0 if there is room (go on), 1 if the producer must pause; *blocked says whether

@@ -26,6 +26,9 @@ static inline void sp2_cpu_relax(void) {}
 #endif
 
 static const int64_t SPIN_NS = 20000;
+/* How far past capacity a producer sharing the consumer's CPU may fill the ring (may_overfill). */
+enum { OVERFILL_HEAPS = 60 };
+static const uint64_t OVERFILL_BYTES = (uint64_t) 4 << 20;
 
 #include <errno.h>
 #ifndef _WIN32
@@ -128,6 +131,17 @@ static size_t resume_level(const sp2_ring *r)
     if (one_cpu(r) && !__atomic_load_n(&r->same_thread, __ATOMIC_RELAXED))
         return 0;
     return r->resume_level;
+}
+
+/* A producer that shares the consumer's CPU (or thread) goes on past a full ring while the
+ * overfill stays small: every pause there costs two context switches (or a trip through the
+ * loop), so it should move many heaps, not a ring of four.  The heaps past capacity are, as
+ * with a flush, conceptually still with the producer (sp2_ring_size does not count them). */
+static int may_overfill(const sp2_ring *r)
+{
+    if (!__atomic_load_n(&r->same_thread, __ATOMIC_RELAXED) && !one_cpu(r))
+        return 0;
+    return r->count < r->capacity + OVERFILL_HEAPS && r->bytes < OVERFILL_BYTES;
 }
 
 #ifndef _WIN32
@@ -289,7 +303,8 @@ int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
 #ifndef _WIN32
     data_fd_post(r, 1);
 #endif
-    int full = r->count >= r->capacity;
+    r->bytes += h->payload_capacity;
+    int full = r->count >= r->capacity && !may_overfill(r);
     /* A consumer woken for each heap would, on the producer's own CPU, take the CPU for one heap
      * at a time (two context switches per heap): there it is woken when the ring fills or the
      * batch ends.  Where the two can run on two CPUs, it is woken at once, so that they overlap. */
@@ -460,6 +475,7 @@ static sp2_heap_impl *take_head(sp2_ring *r, int *wake_producer, int *wake_loop)
     if (!r->head)
         r->tail = NULL;
     r->count--;
+    r->bytes -= h->payload_capacity;
 #ifndef _WIN32
     data_fd_take(r);
 #endif
