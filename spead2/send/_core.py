@@ -97,6 +97,7 @@ class SendCore:
         self._waiting_writable = False
         self._timer_fd = -1
         self._timer_armed = False
+        self._timer_watched = False  # the loop watches the timer fd (while heaps are queued)
         self._wake = ffi.new("int64_t *")
         self.last_done: asyncio.Future[Any] | None = None
         #: What lives and dies with the core: the socket the C sender writes to, the timer fd.
@@ -217,6 +218,8 @@ class SendCore:
             self.loop.add_writer(self.fd, self._writable)
         elif status == lib.SP2_RUN_SLEEP:
             self._sleep_until(self._wake[0])
+        elif self._timer_watched:  # idle: stop watching, so that the loop holds no reference
+            self._unwatch_timer()
 
     def _step(self) -> int:
         status = lib.sp2_sender_run(self.sender, _PACKETS_PER_CALLBACK, self._wake)
@@ -255,14 +258,24 @@ class SendCore:
             self.loop.call_later(delay, self._run)
             return
         self._timer_armed = True
-        self.loop.add_reader(self._timer_fd, self._timer_fired)
+        if not self._timer_watched:
+            self._timer_watched = True
+            self.loop.add_reader(self._timer_fd, self._timer_fired)
 
     def _timer_fired(self) -> None:
-        assert self.loop is not None
-        lib.sp2_timer_fd_ack(self._timer_fd)
-        self.loop.remove_reader(self._timer_fd)
+        # The reader stays on while heaps are queued (no epoll_ctl pair per burst); re-arming
+        # resets the fd, so it is read only when it fires with nothing to wake.
+        if not self._timer_armed:
+            lib.sp2_timer_fd_ack(self._timer_fd)
+            return
         self._timer_armed = False
         self._run()
+
+    def _unwatch_timer(self) -> None:
+        assert self.loop is not None
+        self.loop.remove_reader(self._timer_fd)
+        lib.sp2_timer_fd_ack(self._timer_fd)
+        self._timer_watched = False
 
     # ---- from outside the normal flow ----
 
