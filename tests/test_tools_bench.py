@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -107,6 +108,21 @@ def test_agent_counts_heaps_between_start_and_stop(agent: int) -> None:
         control.close()
 
 
+def test_agent_ends_the_connection_on_exit(agent: int) -> None:
+    control = Control(agent)
+    try:
+        assert control.send(start_for(agent)) == b"ready"
+        assert control.send(b'{"cmd": "exit"}\n') == b""  # closed
+    finally:
+        control.close()
+    control = Control(agent)
+    try:  # the measurement ended with it: a new one counts from zero
+        assert control.send(start_for(agent)) == b"ready"
+        assert json.loads(control.send(b'{"cmd": "stop"}\n')) == {"received_heaps": 0}
+    finally:
+        control.close()
+
+
 def test_agent_closes_on_garbage_and_keeps_serving(agent: int) -> None:
     for garbage in (b"hello\n", b'{"cmd": "dance"}\n', b"[1, 2]\n"):
         control = Control(agent)
@@ -173,7 +189,23 @@ def _has_send() -> bool:
 
 
 needs_send = pytest.mark.skipif(not _has_send(), reason="the master needs spead2.send")
-QUICK = ["--heap-size", "65536", "--measure-bytes", "4000000", "--precision", "0.3", "--quiet"]
+QUICK = ["--heap-size", "65536", "--measure-bytes", "4000000", "--precision", "0.3", "--passes", "2"]
+GBPS = r"\d+\.\d{3} Gbps"
+
+
+def check_master_output(stdout: str, quiet: bool) -> None:
+    """The lines the reference's master prints: ``Send rate`` before a bisection (with --quiet
+    too), a line per rate unless --quiet, and the result (only the number with --quiet)."""
+    *lines, last = stdout.splitlines()
+    step = rf"Rate: {GBPS} \({GBPS} actual\): (GOOD|BAD)"
+    allowed = [rf"Send rate: {GBPS}"] if quiet else ["Limited by send speed", rf"Send rate: {GBPS}", step]
+    assert all(any(re.fullmatch(p, line) for p in allowed) for line in lines), stdout
+    if lines and lines[0].startswith("Send rate"):
+        assert quiet or len(lines) > 1, stdout  # it bisected
+    if quiet:
+        assert float(last) >= 0, stdout
+    else:
+        assert re.fullmatch(rf"Sustainable rate: {GBPS}", last), stdout
 
 
 @needs_send
@@ -185,7 +217,7 @@ def test_our_master_drives_our_agent(agent: int) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Sustainable rate: "), proc.stdout
+    check_master_output(proc.stdout, quiet=False)
 
 
 @needs_send
@@ -203,7 +235,7 @@ def test_our_master_drives_the_reference_agent(reference: Path) -> None:
         proc = None
         for _ in range(100):  # the reference's agent prints nothing when it listens: retry the connection
             proc = subprocess.run(
-                [*bench_command(), "master", *QUICK, f"127.0.0.1:{port}"],
+                [*bench_command(), "master", *QUICK, "--quiet", f"127.0.0.1:{port}"],
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -211,7 +243,7 @@ def test_our_master_drives_the_reference_agent(reference: Path) -> None:
             if "cannot reach the agent" not in proc.stderr:
                 break
         assert proc is not None and proc.returncode == 0, proc and proc.stderr
-        assert proc.stdout.startswith("Sustainable rate: "), proc.stdout
+        check_master_output(proc.stdout, quiet=True)
     finally:
         agent.kill()
         agent.communicate()
@@ -237,18 +269,19 @@ reference.main()
 
 
 @pytest.mark.interop
-def test_the_reference_master_drives_our_agent(agent: int, reference: Path) -> None:
+@pytest.mark.parametrize("quiet", [False, True], ids=["verbose", "quiet"])
+def test_the_reference_master_drives_our_agent(agent: int, reference: Path, quiet: bool) -> None:
     import refvenv
 
     argv = ["4000000", "--log", "DEBUG", "master", "--heap-size", "65536", f"127.0.0.1:{agent}"]
+    argv[4:4] = ["--quiet"] if quiet else []
     proc = subprocess.run(
         refvenv.command(reference, "-c", REFERENCE_MASTER, *argv),
         capture_output=True, text=True, timeout=120, env=refvenv.clean_env(), cwd="/",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rate = proc.stdout.splitlines()[-1]
-    assert rate.startswith("Sustainable rate: ") and rate.endswith(" Gbps"), proc.stdout
-    assert float(rate.split()[2]) > 0, proc.stdout
+    check_master_output(proc.stdout, quiet)  # the lines ours prints are the same
+    assert float(proc.stdout.split()[-1 if quiet else -2]) > 0, proc.stdout
     # Its debug lines: "Received N/M heaps in T seconds, ..." for each measurement (a warm-up and
     # at least five passes); each got heaps from our agent's count.
     counts = [

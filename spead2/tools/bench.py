@@ -194,6 +194,9 @@ class Agent:
             return "ready"
         if cmd == "stop":
             return json.dumps({"received_heaps": await self.end_measurement()})
+        if cmd == "exit":  # the reference's way to end a connection: its measurement ends too
+            await self.end_measurement()
+            return None
         _logger.warning("unknown benchmark command %r, closing the connection", cmd)
         return None
 
