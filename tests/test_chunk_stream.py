@@ -222,6 +222,27 @@ def test_waits_for_free_chunks(thread_pool: spead2.ThreadPool, place: Any) -> No
     assert stream.free_ringbuffer.empty()
 
 
+def test_chunks_taken_early_go_back_to_free_ring(thread_pool: spead2.ThreadPool, place: Any) -> None:
+    # A stream alone on its free ring takes spare chunks ahead of need (the kernel then moves
+    # the window by itself); those it did not use go back when it ends, stopped or not.
+    stream = make_stream(thread_pool, place, free=8, max_chunks=2)
+    assert [s[0] for s in receive(stream, heaps(*range(0, 24, 2)))] == [0, 1, 2, 3, 4, 5]
+    assert stream.free_ringbuffer.qsize() == 2
+    stream = make_stream(thread_pool, place, free=8, max_chunks=2)
+    queue = spead2.InprocQueue()
+    stream.add_inproc_reader(queue)
+    for pkt in heap(0) + heap(4) + heap(8):
+        queue.add_packet(pkt)
+    chunk = stream.data_ringbuffer.get()
+    assert summary(chunk)[0] == 0
+    stream.stop()
+    free = []
+    with pytest.raises(spead2.Stopped):
+        while True:
+            free.append(stream.free_ringbuffer.get_nowait())
+    assert len(free) == 8 - 3  # chunks 1 and 2 were being filled: dropped, as the reference's
+
+
 def test_waits_for_room_in_data_ring(thread_pool: spead2.ThreadPool, place: Any) -> None:
     stream = make_stream(thread_pool, place, free=8, max_chunks=1, data_size=1)
     stream.add_buffer_reader(heaps(*range(0, 24, 4)))

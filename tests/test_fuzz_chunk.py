@@ -4,7 +4,8 @@ A few seconds of random inputs (``SPEAD2_QUICK_FUZZ_SECONDS``, seeded by ``SPEAD
 run of mostly well-formed packets whose immediate items steer the place function's answer (chunk id,
 heap index, heap offset, extra offset and size: anything from 0 to 2**48 - 1, or absent: -1), with
 bytes flipped and datagrams cut.  The test drives the window as the stream core does (moving it when
-the kernel keeps a packet aside) and checks after every input:
+the kernel keeps a packet aside, and in half the inputs lending it spare chunks to move the window
+alone) and checks after every input:
 
 * bounds: every chunk's data, present and extra sit between guard bytes, which stay untouched, and
   a chunk that has left the window is never written again;
@@ -250,6 +251,8 @@ class Run:
     window: list[FuzzChunk | None] = field(default_factory=list)
     retired: list[tuple[FuzzChunk, bytes]] = field(default_factory=list)
     parks: int = 0
+    lend: bool = False  # hands down spare chunks, so that the kernel moves the window alone
+    spares: list[FuzzChunk] = field(default_factory=list)
 
     def move_window(self) -> tuple[Any, int] | None:
         data = ffi.new("const uint8_t **")
@@ -266,6 +269,10 @@ class Run:
             else:
                 self.pop_head()
         while self.head + len(self.window) <= wanted:
+            if self.spares:
+                assert lib.sp2_chunk_push_spare(self.chunk) == lib.SP2_OK
+                self.window.append(self.spares.pop(0))
+                continue
             fuzz_chunk = FuzzChunk(self.geometry) if self.rng.random() < 0.9 else None
             buf = fuzz_chunk.buf if fuzz_chunk is not None else ffi.new("sp2_chunk_buf *")
             assert lib.sp2_chunk_push_tail(self.chunk, buf) == lib.SP2_OK
@@ -275,19 +282,44 @@ class Run:
 
     def pop_head(self) -> None:
         assert lib.sp2_chunk_pop_head(self.chunk, 0) == lib.SP2_OK
-        gone = self.window.pop(0)
+        self.retire(self.window.pop(0))
         self.head += 1
+
+    def retire(self, gone: FuzzChunk | None) -> None:
         if gone is not None:
             self.retired.append((gone, bytes(gone.memory)))
 
+    def sync(self) -> None:
+        """Mirrors what the kernel moved alone, and lends it spares again."""
+        lent = []
+        while self.lend and len(self.spares) + len(lent) < self.max_chunks and self.rng.random() < 0.7:
+            lent.append(FuzzChunk(self.geometry))
+        bufs = ffi.new("sp2_chunk_buf[]", [spare.buf[0] for spare in lent] or 1)
+        left = ffi.new("int64_t[]", 2 * self.max_chunks)
+        moves = ffi.new("uint32_t[2]")
+        head = ffi.new("int64_t *")
+        status = lib.sp2_chunk_sync(self.chunk, bufs, len(lent), left, moves, moves + 1, head)
+        assert status == lib.SP2_OK
+        n_left, joined = moves[0], moves[1]
+        assert joined <= len(self.spares)
+        self.window += self.spares[:joined]
+        del self.spares[:joined]
+        self.spares += lent
+        assert n_left <= len(self.window)
+        for _ in range(n_left):
+            self.retire(self.window.pop(0))
+        self.head = int(head[0])
+
     def feed(self, datagram: bytes) -> int:
         status = lib.sp2_stream_add_datagram(self.stream, datagram, len(datagram))
+        self.sync()
         for _ in range(4):
             if status != lib.SP2_FULL:
                 break
             parked = self.move_window()
             assert parked is not None, "SP2_FULL without a kept packet"
             status = lib.sp2_stream_add_datagram(self.stream, *parked)
+            self.sync()
         assert status != lib.SP2_FULL, "a kept packet found no chunk after the window moved to it"
         if self.window and self.rng.random() < 0.05:
             self.pop_head()  # a group moving on
@@ -296,7 +328,7 @@ class Run:
 
 def _new_run(rng: random.Random, compiled: Any) -> Run:
     geometry = Geometry(rng.choice((0, 7, 64, 256, 256, 256)), rng.choice((0, 1, 4)), rng.choice((0, 8, 16)))
-    run = Run(rng, compiled, rng.randrange(1, 5), geometry)
+    run = Run(rng, compiled, rng.randrange(1, 5), geometry, lend=rng.random() < 0.5)
     packet_presence = rng.choice((0, 0, 1, 8, 16))
     max_heap_extra = rng.choice((0, 8, 64))
     ctx = compiled.ffi.new("fuzz_context *")
@@ -347,9 +379,11 @@ def fuzz_one(rng: random.Random, compiled: Any) -> None:
     place_stats = ffi.new("uint64_t[2]")
     lib.sp2_chunk_get_counters(run.chunk, counters, place_stats, 2)
     ctx = run.context
-    for fuzz_chunk in run.window:
+    for fuzz_chunk in run.window + run.spares:
         if fuzz_chunk is not None:
             fuzz_chunk.check()
+    for spare in run.spares:
+        assert bytes(spare.memory) == bytes(FuzzChunk(run.geometry).memory), "a spare was written"
     for fuzz_chunk, snapshot in run.retired:
         fuzz_chunk.check()
         assert bytes(fuzz_chunk.memory) == snapshot, "a chunk was written after it left the window"

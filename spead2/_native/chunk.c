@@ -43,6 +43,12 @@ struct sp2_chunk_stream {
     uint32_t head_slot;
     uint32_t count;
     int64_t head_id;
+    sp2_chunk_buf *spares;        /* max_chunks slots, circular: chunks for moving on alone */
+    uint32_t spare_slot;
+    uint32_t n_spares;
+    uint32_t joined;              /* spares that joined the window since sp2_chunk_take_moves */
+    int64_t *left;                /* ids of the chunks that left the window since then */
+    uint32_t n_left;
     chunk_heap *heaps;            /* max_heaps slots */
     uint32_t next_heap;           /* slot to (re)use next: the oldest */
     uint32_t last_hit;
@@ -73,8 +79,11 @@ int sp2_chunk_new(const sp2_chunk_config *config, sp2_chunk_stream **out)
     k->call_stats = calloc(n_stats, sizeof(uint64_t));
     k->stats = calloc(n_stats, sizeof(uint64_t));
     k->window = calloc(config->max_chunks, sizeof(sp2_chunk_buf));
+    k->spares = calloc(config->max_chunks, sizeof(sp2_chunk_buf));
+    k->left = calloc(2 * (size_t) config->max_chunks, sizeof(int64_t));
     k->heaps = calloc(config->max_heaps, sizeof(chunk_heap));
-    if (!k->items || !k->item_values || !k->extra || !k->call_stats || !k->stats || !k->window || !k->heaps)
+    if (!k->items || !k->item_values || !k->extra || !k->call_stats || !k->stats || !k->window || !k->spares
+        || !k->left || !k->heaps)
     {
         sp2_chunk_free(k);
         return SP2_E_NOMEM;
@@ -96,6 +105,8 @@ void sp2_chunk_free(sp2_chunk_stream *k)
     free(k->call_stats);
     free(k->stats);
     free(k->window);
+    free(k->spares);
+    free(k->left);
     free(k->heaps);
     free(k->parked);
     free(k);
@@ -348,6 +359,57 @@ static void flush_heaps(sp2_chunk_stream *k)
             end_heap(k, &k->heaps[i], END_FLUSHED);
 }
 
+/* ---- the window, moved by the kernel while spares last ---- */
+
+/* Ends the heaps still being assembled into the oldest chunk, and takes that chunk out. */
+static void retire_head(sp2_chunk_stream *k, int why)
+{
+    for (uint32_t i = 0; i < k->config.max_heaps; i++)
+    {
+        chunk_heap *h = &k->heaps[i];
+        if (h->in_use && h->chunk_id == k->head_id)
+            end_heap(k, h, why);
+    }
+    memset(&k->window[k->head_slot], 0, sizeof(sp2_chunk_buf));
+    k->head_slot = (k->head_slot + 1) % k->config.max_chunks;
+    k->head_id++;
+    k->count--;
+}
+
+/* Appends the oldest spare to the window (the caller checked there is one, and room). */
+static void take_spare(sp2_chunk_stream *k)
+{
+    sp2_chunk_buf *slot = &k->window[(k->head_slot + k->count) % k->config.max_chunks];
+    *slot = k->spares[k->spare_slot];
+    slot->chunk_id = k->head_id + (int64_t) k->count;
+    k->count++;
+    memset(&k->spares[k->spare_slot], 0, sizeof(sp2_chunk_buf));
+    k->spare_slot = (k->spare_slot + 1) % k->config.max_chunks;
+    k->n_spares--;
+    k->joined++;
+}
+
+/* Moves the window on to chunk `wanted` (past its tail) as the owner would, if the spares and the
+ * record of what left suffice for the whole move.  Returns 1 if it did. */
+static int move_alone(sp2_chunk_stream *k, int64_t wanted)
+{
+    uint32_t max = k->config.max_chunks;
+    int64_t head = wanted - (int64_t) max + 1 > k->head_id ? wanted - (int64_t) max + 1 : k->head_id;
+    uint32_t pops = head - k->head_id >= (int64_t) k->count ? k->count : (uint32_t) (head - k->head_id);
+    int64_t pushes = wanted - (head + (int64_t) (k->count - pops)) + 1;
+    if (pushes > (int64_t) k->n_spares || k->n_left + pops > 2 * max)
+        return 0;
+    for (uint32_t i = 0; i < pops; i++)
+    {
+        k->left[k->n_left++] = k->head_id;
+        retire_head(k, END_EVICTED);
+    }
+    k->head_id = head;   /* a jump, if the window emptied */
+    for (int64_t i = 0; i < pushes; i++)
+        take_spare(k);
+    return 1;
+}
+
 /* The heap of a packet whose heap is not being received: places it (NULL: parked). */
 static chunk_heap *start_heap(sp2_chunk_stream *k, const sp2_packet *p, int *status)
 {
@@ -359,7 +421,7 @@ static chunk_heap *start_heap(sp2_chunk_stream *k, const sp2_packet *p, int *sta
     }
     call_place(k, p, &pd);
     sp2_chunk_buf *buf = NULL;
-    if (pd.chunk_id >= 0 && pd.chunk_id >= k->head_id + (int64_t) k->count)
+    if (pd.chunk_id >= 0 && pd.chunk_id >= k->head_id + (int64_t) k->count && !move_alone(k, pd.chunk_id))
     {
         if (park(k, p, pd.chunk_id) == 0)
         {
@@ -451,18 +513,9 @@ int sp2_chunk_pop_head(sp2_chunk_stream *k, int flushed)
 {
     if (!k->count)
         return SP2_E_INVALID;
-    for (uint32_t i = 0; i < k->config.max_heaps; i++)
-    {
-        chunk_heap *h = &k->heaps[i];
-        if (h->in_use && h->chunk_id == k->head_id)
-            end_heap(k, h, flushed ? END_FLUSHED : END_EVICTED);
-    }
+    retire_head(k, flushed ? END_FLUSHED : END_EVICTED);
     fold(k);
     sp2_copy_fence();   /* the chunk goes to another thread */
-    memset(&k->window[k->head_slot], 0, sizeof(sp2_chunk_buf));
-    k->head_slot = (k->head_slot + 1) % k->config.max_chunks;
-    k->head_id++;
-    k->count--;
     return SP2_OK;
 }
 
@@ -474,6 +527,44 @@ int sp2_chunk_push_tail(sp2_chunk_stream *k, const sp2_chunk_buf *buf)
     *slot = *buf;
     slot->chunk_id = k->head_id + (int64_t) k->count;
     k->count++;
+    return SP2_OK;
+}
+
+int sp2_chunk_push_spare(sp2_chunk_stream *k)
+{
+    if (!k->n_spares || k->count == k->config.max_chunks)
+        return SP2_E_INVALID;
+    take_spare(k);
+    k->joined--;   /* the owner moved it */
+    return SP2_OK;
+}
+
+void sp2_chunk_drop_spares(sp2_chunk_stream *k)
+{
+    memset(k->spares, 0, k->config.max_chunks * sizeof(sp2_chunk_buf));
+    k->spare_slot = 0;
+    k->n_spares = 0;
+}
+
+int sp2_chunk_sync(sp2_chunk_stream *k, const sp2_chunk_buf *spares, uint32_t n_spares, int64_t *left,
+                   uint32_t *n_left, uint32_t *joined, int64_t *head)
+{
+    uint32_t max = k->config.max_chunks;
+    *n_left = k->n_left;
+    if (k->n_left)
+    {
+        memcpy(left, k->left, k->n_left * sizeof(int64_t));
+        sp2_copy_fence();   /* the chunks that left go to another thread */
+    }
+    *joined = k->joined;
+    *head = k->head_id;
+    k->n_left = 0;
+    k->joined = 0;
+    if (n_spares > max - k->n_spares)
+        return SP2_E_INVALID;
+    for (uint32_t i = 0; i < n_spares; i++)
+        k->spares[(k->spare_slot + k->n_spares + i) % max] = spares[i];
+    k->n_spares += n_spares;
     return SP2_OK;
 }
 

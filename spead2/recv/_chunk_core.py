@@ -6,6 +6,11 @@ packet aside and reports SP2_FULL; the core pauses its readers, hands the oldest
 (``ChunkSource.release``), takes new ones (``ChunkSource.acquire``, which may ask to wait),
 feeds the kept packet again and resumes.  Where chunks come from and go to is the source's
 business: two ringbuffers for a ChunkRingStream, a shared window for a group member.
+
+A source that can spare chunks in advance (a ChunkRingStream alone on its free ringbuffer) lets
+C move the window by itself: the core hands spare chunks down after each feed, and afterwards
+mirrors what moved and passes the chunks that left on, so that Python runs once per feed
+rather than once per chunk.
 """
 
 from __future__ import annotations
@@ -44,6 +49,13 @@ class ChunkSource(Protocol):
     def finished(self, core: ChunkCore) -> None:
         """The stream has stopped and released every chunk."""
 
+    def take_spare(self, core: ChunkCore) -> Chunk | None:
+        """A chunk to hold in advance, without waiting (None: none, or the source does not
+        lend chunks in advance)."""
+
+    def return_spare(self, core: ChunkCore, chunk: Chunk) -> None:
+        """Takes back a chunk from take_spare that was not used."""
+
 
 class _Slot:
     """A chunk in the window, with the C views of its buffers (kept alive while C writes)."""
@@ -56,14 +68,19 @@ class _Slot:
         self.views = views
 
 
-def _chunk_buf(chunk: Chunk | None) -> tuple[Any, list[Any]]:
-    buf = ffi.new("sp2_chunk_buf *")
+def _chunk_buf(chunk: Chunk | None, buf: Any = None) -> tuple[Any, list[Any]]:
+    """``buf`` (an ``sp2_chunk_buf *``, a new one if None) pointed at the chunk's memory, and
+    the views that must stay alive while C writes there."""
+    if buf is None:
+        buf = ffi.new("sp2_chunk_buf *")
     views: list[Any] = []
     if chunk is None:
         return buf, views
     for name in ("data", "present", "extra"):
         obj = getattr(chunk, name)
         if obj is None:
+            setattr(buf, name, ffi.NULL)
+            setattr(buf, name + "_size", 0)
             continue
         view = ffi.from_buffer("uint8_t[]", obj, require_writable=True)
         setattr(buf, name, view)
@@ -111,6 +128,11 @@ class ChunkCore(StreamCore):
         self._stat_index = {name: config.get_stat_index(name) for name in CHUNK_STATS}
         self._source = source
         self._window: deque[_Slot] = deque()  # the chunks of C's window, oldest first
+        self._spares: deque[_Slot] = deque()  # C's spare chunks, in the order it takes them
+        self._left = ffi.new("int64_t[]", 2 * chunk_config.max_chunks)
+        self._moves = ffi.new("uint32_t[2]")  # chunks that left C's window, spares that joined it
+        self._head_p = ffi.new("int64_t *")
+        self._lent = ffi.new("sp2_chunk_buf[]", chunk_config.max_chunks)
         self._outbox: deque[_Slot] = deque()  # out of C's window, not yet taken by the source
         self._head = 0  # chunk id of C's window head
         self._waiting: str | None = None  # what a wake-up from the source is due for
@@ -138,6 +160,7 @@ class ChunkCore(StreamCore):
     # ---- the window (loop thread) ----
 
     def handle_status(self, status: int) -> None:
+        self._sync()
         if status == FULL:
             self._hold()
             self._move_window()
@@ -177,6 +200,47 @@ class ChunkCore(StreamCore):
         """Loop thread: the oldest chunk id the stream may still write to."""
         return self._head
 
+    def _sync(self) -> None:
+        """Mirrors what C moved by itself during the last feed, lends it spares again and
+        passes on the chunks that left (last: waking a consumer hands it the GIL at every later
+        call into C).  One call into C."""
+        lent = self._borrow()
+        moves = self._moves
+        status = lib.sp2_chunk_sync(
+            self._chunk, self._lent, len(lent), self._left, moves, moves + 1, self._head_p
+        )
+        n_left, joined = int(moves[0]), int(moves[1])
+        if joined or n_left:
+            window, spares = self._window, self._spares
+            for _ in range(joined):
+                window.append(spares.popleft())
+            for i in range(n_left):
+                slot = window.popleft()
+                slot.chunk_id = int(self._left[i])
+                slot.views = []
+                self._outbox.append(slot)
+            self._head = head = int(self._head_p[0])
+            for i, slot in enumerate(window):
+                slot.chunk_id = head + i
+        ensure(status, "chunk spares")
+        self._spares.extend(lent)
+        if self._outbox and self._waiting != "release":
+            self._flush_outbox()
+
+    def _borrow(self) -> list[_Slot]:
+        """Spare chunks from the source for C (in ``self._lent``), as many as it gives and C's
+        queue of max_chunks spares takes: none while the source holds back chunks that left."""
+        lent: list[_Slot] = []
+        if self._waiting or self.stopped:
+            return lent
+        for i in range(self._max_chunks - len(self._spares)):
+            chunk = self._source.take_spare(self)
+            if chunk is None:
+                break
+            views = _chunk_buf(chunk, self._lent + i)[1]
+            lent.append(_Slot(-1, chunk, views))
+        return lent
+
     def _pop_head(self, flushed: bool) -> None:
         """Takes the oldest chunk out of C's window, into the outbox."""
         lib.sp2_chunk_pop_head(self._chunk, int(flushed))
@@ -213,6 +277,12 @@ class ChunkCore(StreamCore):
                 self._pop_head(False)
         while self._head + len(self._window) <= wanted:
             chunk_id = self._head + len(self._window)
+            if self._spares:
+                ensure(lib.sp2_chunk_push_spare(self._chunk), "chunk window")
+                slot = self._spares.popleft()
+                slot.chunk_id = chunk_id
+                self._window.append(slot)
+                continue
             chunk = self._source.acquire(self, chunk_id, self._wake)
             if chunk is WAIT:
                 if self._flush_outbox():  # the consumer may be waiting for those to free some
@@ -242,12 +312,19 @@ class ChunkCore(StreamCore):
         if self.stopped:
             return
         super()._shutdown()
+        self._sync()
         lib.sp2_chunk_flush_heaps(self._chunk)
         lib.sp2_chunk_unpark(self._chunk)
         self._finish()
 
     def _finish(self) -> None:
         """Gives every chunk of the window to the source, then tells it the stream is done."""
+        if self._spares:
+            lib.sp2_chunk_drop_spares(self._chunk)
+            spares, self._spares = self._spares, deque()
+            for slot in spares:
+                assert slot.chunk is not None
+                self._source.return_spare(self, slot.chunk)
         while self._window:
             self._pop_head(True)
         if self._waiting == "release" or not self._flush_outbox():

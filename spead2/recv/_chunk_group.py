@@ -91,6 +91,7 @@ class ChunkStreamRingGroup(ChunkRingPair, Sequence[ChunkStreamGroupMember]):
         self._done = False
         self._stopped = False
         self._data_ring.add_producer()
+        self._free_ring._takers += 1
 
     @property
     def config(self) -> ChunkStreamGroupConfig:
@@ -220,6 +221,12 @@ class ChunkStreamRingGroup(ChunkRingPair, Sequence[ChunkStreamGroupMember]):
             waiter()
         self._deliver()
 
+    def take_spare(self, core: ChunkCore) -> Chunk | None:
+        return None  # the members share one window: none moves it alone
+
+    def return_spare(self, core: ChunkCore, chunk: Chunk) -> None:  # pragma: no cover - none lent
+        pass
+
     def _deliver(self) -> None:
         """Hands the chunks that have left the window to the data ring, in order."""
         with self._lock:
@@ -235,5 +242,6 @@ class ChunkStreamRingGroup(ChunkRingPair, Sequence[ChunkStreamGroupMember]):
             last = self._running == 0 and not self._evicted and not self._done and bool(self._members)
             if last:
                 self._done = True
+                self._free_ring._takers -= 1
         if last:
             self._data_ring.remove_producer()

@@ -74,6 +74,8 @@ class _ChunkRingbuffer:
         self._callbacks: list[Callable[[], None]] = []
         self._data_fd: _LevelFd | None = None
         self._space_fd: _LevelFd | None = None
+        #: Streams (and groups) taking chunks from this ring; one alone may take spares early.
+        self._takers = 0
 
     # ---- state ----
 
@@ -196,7 +198,29 @@ class _ChunkRingbuffer:
         self._run_callbacks()
         return True
 
+    def _take_nowait(self) -> Any:
+        """A chunk, or None if there is none (or the ring is stopped)."""
+        with self._lock:
+            if not self._items:
+                return None
+            chunk = self._items.popleft()
+            self._changed()
+        self._run_callbacks()
+        return chunk
+
+    def _put_back(self, chunk: Any) -> None:
+        """Returns a chunk taken early and not used, even to a stopped ring (whose chunks can
+        still be taken out), as if it had never left; dropped if the ring has filled since."""
+        with self._lock:
+            if len(self._items) >= self._maxsize:
+                return
+            self._items.append(chunk)
+            self._changed()
+        self._run_callbacks()
+
     def _run_callbacks(self) -> None:
+        if not self._callbacks:  # one registered after our change waits for a later one
+            return
         with self._lock:
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:

@@ -59,6 +59,7 @@ class RingSource:
         self.data_ring = data_ring
         self.free_ring = free_ring
         data_ring.add_producer()
+        free_ring._takers += 1
 
     def acquire(self, core: ChunkCore, chunk_id: int, wake: Callable[[], None]) -> Chunk | object | None:
         try:
@@ -74,13 +75,26 @@ class RingSource:
     def release(self, core: ChunkCore, chunk_id: int, chunk: Chunk | None, wake: Callable[[], None]) -> bool:
         if chunk is None:
             return True
+        chunk.chunk_id = chunk_id  # (a spare learns its id only now)
+        chunk.stream_id = core.stream_id
         try:
             return self.data_ring._give_or_notify(chunk, wake)
         except Stopped:
             return True  # dropped, as the reference does once the consumer has gone
 
     def finished(self, core: ChunkCore) -> None:
+        self.free_ring._takers -= 1
         self.data_ring.remove_producer()
+
+    def take_spare(self, core: ChunkCore) -> Chunk | None:
+        """Only a stream alone on its free ring holds chunks in advance: streams sharing one
+        must not starve each other."""
+        if self.free_ring._takers != 1:
+            return None
+        return self.free_ring._take_nowait()
+
+    def return_spare(self, core: ChunkCore, chunk: Chunk) -> None:
+        self.free_ring._put_back(chunk)
 
 
 class _ChunkStreamBase(_ReaderHost):

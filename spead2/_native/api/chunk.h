@@ -7,8 +7,10 @@
  * stream instead of heap assembly.  The window of chunks is driven by the owner (Python): when
  * a heap belongs to a chunk past the window, the packet is kept aside and the input returns
  * SP2_FULL; the owner then moves the window (sp2_chunk_pop_head / sp2_chunk_push_tail) and feeds
- * the kept packet again (sp2_chunk_parked).  All functions run on the owner thread, except
- * sp2_chunk_get_counters (any thread). */
+ * the kept packet again (sp2_chunk_parked).  The owner may also hand down spare chunks in
+ * advance (sp2_chunk_add_spare): while spares last, the kernel moves the window itself, without
+ * keeping the packet aside, and the owner learns afterwards what moved (sp2_chunk_take_moves).
+ * All functions run on the owner thread, except sp2_chunk_get_counters (any thread). */
 
 /* What the place function is given and fills in (the reference's chunk_place_data layout). */
 typedef struct sp2_chunk_place_data {
@@ -74,6 +76,18 @@ int sp2_chunk_set_head(sp2_chunk_stream *chunk, int64_t head);
 int sp2_chunk_pop_head(sp2_chunk_stream *chunk, int flushed);
 /* Appends chunk head + count to the window (buf->data NULL: none is available). */
 int sp2_chunk_push_tail(sp2_chunk_stream *chunk, const sp2_chunk_buf *buf);
+/* Appends the oldest spare to the window, as sp2_chunk_push_tail would (SP2_E_INVALID: no spare,
+ * or a full window). */
+int sp2_chunk_push_spare(sp2_chunk_stream *chunk);
+/* Forgets the spares not taken (the owner still holds their memory). */
+void sp2_chunk_drop_spares(sp2_chunk_stream *chunk);
+/* What the kernel moved by itself since the last call: the ids of the chunks that left the window,
+ * oldest first (*n_left of them; `left` has room for 2 * max_chunks), how many spares joined it
+ * (they joined before those left: the window is a queue), and the window's head now.  Then queues
+ * `n_spares` more spare chunks for the window to take when it moves on by itself (at most
+ * max_chunks in all: SP2_E_INVALID, none queued, beyond that). */
+int sp2_chunk_sync(sp2_chunk_stream *chunk, const sp2_chunk_buf *spares, uint32_t n_spares, int64_t *left,
+                   uint32_t *n_left, uint32_t *joined, int64_t *head);
 /* Ends every heap being assembled (flushed), e.g. at a stop. */
 void sp2_chunk_flush_heaps(sp2_chunk_stream *chunk);
 void sp2_chunk_get_counters(sp2_chunk_stream *chunk, sp2_chunk_counters *out, uint64_t *stats,
