@@ -243,6 +243,21 @@ def test_chunks_taken_early_go_back_to_free_ring(thread_pool: spead2.ThreadPool,
     assert len(free) == 8 - 3  # chunks 1 and 2 were being filled: dropped, as the reference's
 
 
+def test_reused_chunk_with_new_buffers(thread_pool: spead2.ThreadPool, place: Any) -> None:
+    stream = make_stream(thread_pool, place, free=1, max_chunks=1)
+    queue = spead2.InprocQueue()
+    stream.add_inproc_reader(queue)
+    for pkt in heap(1) + heap(5):
+        queue.add_packet(pkt)
+    chunk = stream.data_ringbuffer.get()
+    old_data = chunk.data
+    chunk.data = np.zeros(HEAPS * HEAP_SIZE, np.uint8)  # the stream must write here from now on
+    stream.add_free_chunk(chunk)
+    queue.stop()
+    assert summary(stream.data_ringbuffer.get()) == (1, [0, 1, 0, 0], [0, 5, 0, 0])
+    assert list(old_data[::HEAP_SIZE]) == [0, 1, 0, 0]
+
+
 def test_waits_for_room_in_data_ring(thread_pool: spead2.ThreadPool, place: Any) -> None:
     stream = make_stream(thread_pool, place, free=8, max_chunks=1, data_size=1)
     stream.add_buffer_reader(heaps(*range(0, 24, 4)))

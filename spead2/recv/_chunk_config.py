@@ -49,6 +49,7 @@ def _buffer_property(name: str, doc: str) -> property:
 
     def set(self: Chunk, value: Any) -> None:
         setattr(self, attr, _writable_buffer(value))
+        self._c_buf = None  # the C view of the buffers (made by the chunk streams) is stale
 
     return property(get, set, doc=doc)
 
@@ -58,6 +59,9 @@ class Chunk:
     packet presence), ``extra`` (what place functions write), ``chunk_id`` and ``stream_id``.
     The buffers are any writable C-contiguous buffer-protocol objects (numpy arrays,
     bytearray, memoryview) or None.  Subclasses keep their own attributes through the rings."""
+
+    #: The chunk streams' C view of the buffers (see _chunk_core._chunk_buf), None when stale.
+    _c_buf: Any = None
 
     def __init__(
         self,

@@ -62,31 +62,39 @@ class _Slot:
 
     __slots__ = ("chunk", "chunk_id", "views")
 
-    def __init__(self, chunk_id: int, chunk: Chunk | None, views: list[Any]) -> None:
+    def __init__(self, chunk_id: int, chunk: Chunk | None, views: Any) -> None:
         self.chunk_id = chunk_id
         self.chunk = chunk
         self.views = views
 
 
-def _chunk_buf(chunk: Chunk | None, buf: Any = None) -> tuple[Any, list[Any]]:
+def _chunk_buf(chunk: Chunk | None, buf: Any = None) -> tuple[Any, Any]:
     """``buf`` (an ``sp2_chunk_buf *``, a new one if None) pointed at the chunk's memory, and
-    the views that must stay alive while C writes there."""
+    what must stay alive while C writes there.  The C view of a chunk's buffers is kept on the
+    chunk (its buffer setters drop it), since chunks come round again and again."""
     if buf is None:
         buf = ffi.new("sp2_chunk_buf *")
-    views: list[Any] = []
     if chunk is None:
-        return buf, views
-    for name in ("data", "present", "extra"):
-        obj = getattr(chunk, name)
-        if obj is None:
-            setattr(buf, name, ffi.NULL)
-            setattr(buf, name + "_size", 0)
-            continue
-        view = ffi.from_buffer("uint8_t[]", obj, require_writable=True)
-        setattr(buf, name, view)
-        setattr(buf, name + "_size", len(view))
-        views.append(view)
-    return buf, views
+        buf[0] = _NO_CHUNK[0]
+        return buf, None
+    cached = chunk.__dict__.get("_c_buf")
+    if cached is None:
+        cached = ffi.new("sp2_chunk_buf *")
+        views = []
+        for name in ("data", "present", "extra"):
+            obj = getattr(chunk, name)
+            if obj is None:
+                continue
+            view = ffi.from_buffer("uint8_t[]", obj, require_writable=True)
+            setattr(cached, name, view)
+            setattr(cached, name + "_size", len(view))
+            views.append(view)
+        cached = chunk._c_buf = (cached, views)
+    buf[0] = cached[0][0]
+    return buf, cached
+
+
+_NO_CHUNK = ffi.new("sp2_chunk_buf *")
 
 
 def chunk_stream_config(config: StreamConfig) -> StreamConfig:
