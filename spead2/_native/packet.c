@@ -1,15 +1,20 @@
 /* Decoding one SPEAD packet header (SPEAD-64-XX, any heap address width the flavour allows). */
 #include "internal.h"
 
-/* The immediate values of the packet-header items (HEAP_CNT .. PAYLOAD_LENGTH, indexed by id;
- * -1 where absent) among the item pointers.  Returns how many pointers have those ids. */
-static uint32_t read_fields(const uint8_t *pointers, uint32_t n_items, unsigned address_bits, int64_t *fields)
+/* The immediate values of the packet-header items (HEAP_CNT .. PAYLOAD_LENGTH; -1 where absent)
+ * among the item pointers.  Kept in scalars, not an array indexed by id: the array's stores and
+ * loads of different widths stalled store forwarding, which cost most of a packet's decode. */
+typedef struct header_fields {
+    int64_t heap_cnt, heap_length, payload_offset, payload_length;
+    uint32_t n_special;           /* pointers with those ids */
+} header_fields;
+
+static void read_fields(const uint8_t *pointers, uint32_t n_items, unsigned address_bits, header_fields *f)
 {
     uint64_t address_mask = (UINT64_C(1) << address_bits) - 1;
     uint64_t id_mask = (UINT64_C(1) << (63 - address_bits)) - 1;
+    int64_t heap_cnt = -1, heap_length = -1, payload_offset = -1, payload_length = -1;
     uint32_t n_special = 0;
-    for (uint64_t id = 0; id <= SP2_ID_PAYLOAD_LENGTH; id++)
-        fields[id] = -1;
     for (uint32_t i = 0; i < n_items; i++)
     {
         uint64_t pointer = sp2_load_be64(pointers + 8 * (size_t) i);
@@ -17,10 +22,23 @@ static uint32_t read_fields(const uint8_t *pointers, uint32_t n_items, unsigned 
         if (id < SP2_ID_HEAP_CNT || id > SP2_ID_PAYLOAD_LENGTH)
             continue;
         n_special++;
-        if (pointer >> 63)
-            fields[id] = (int64_t) (pointer & address_mask);
+        if (!(pointer >> 63))
+            continue;
+        int64_t value = (int64_t) (pointer & address_mask);
+        if (id == SP2_ID_HEAP_CNT)
+            heap_cnt = value;
+        else if (id == SP2_ID_HEAP_LENGTH)
+            heap_length = value;
+        else if (id == SP2_ID_PAYLOAD_OFFSET)
+            payload_offset = value;
+        else
+            payload_length = value;
     }
-    return n_special;
+    f->heap_cnt = heap_cnt;
+    f->heap_length = heap_length;
+    f->payload_offset = payload_offset;
+    f->payload_length = payload_length;
+    f->n_special = n_special;
 }
 
 sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2_packet *out)
@@ -52,11 +70,12 @@ sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2
         return SP2_DROP_TOO_SHORT;
 
     unsigned address_bits = address_bytes * 8;
-    int64_t fields[SP2_ID_PAYLOAD_LENGTH + 1];
+    header_fields f;
     const uint8_t *pointers = data + 8;
-    uint32_t n_special = read_fields(pointers, n_items, address_bits, fields);
-    int64_t heap_cnt = fields[SP2_ID_HEAP_CNT], heap_length = fields[SP2_ID_HEAP_LENGTH];
-    int64_t payload_offset = fields[SP2_ID_PAYLOAD_OFFSET], payload_length = fields[SP2_ID_PAYLOAD_LENGTH];
+    read_fields(pointers, n_items, address_bits, &f);
+    int64_t heap_cnt = f.heap_cnt, heap_length = f.heap_length;
+    int64_t payload_offset = f.payload_offset, payload_length = f.payload_length;
+    uint32_t n_special = f.n_special;
     if (heap_cnt < 0 || payload_offset < 0 || payload_length < 0)
         return SP2_DROP_MISSING_FIELD;
     /* payload_length < 2^56, so this cannot overflow */
