@@ -18,8 +18,10 @@ typedef struct pool_buffer {
 
 /* The malloc allocator keeps a few freed buffers for reuse by a request of the same size, up to
  * this many bytes.  Without it, glibc returns each freed heap to the kernel and faults fresh
- * zeroed pages in for the next one, which costs more than copying the payload. */
-enum { RECYCLE_SLOTS = 16 };
+ * zeroed pages in for the next one, which costs more than copying the payload.  The slots cover
+ * every heap a stream may have in flight (live, in a ring overfilled on one CPU): with 16, a
+ * pinned decode of 64 KiB heaps faulted 7500 pages per 4096 heaps (40 ms against 36). */
+enum { RECYCLE_SLOTS = 128 };
 static const size_t RECYCLE_BYTES = (size_t) 64 << 20;
 
 typedef struct recycled {
