@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from spead2._drops import drop_message, drop_reason_value, drops_from_kernel
@@ -124,6 +124,18 @@ class StreamCore:
         if raw == ffi.NULL:
             return None
         return wrap_heap(raw)
+
+    def heaps(self, timeout_ns: int) -> Iterator[Heap | IncompleteHeap]:
+        """Every heap as it comes, until ``drained()``; each wait in C lasts up to ``timeout_ns``
+        (then Python gets a look in, for signals).  ``pop`` inlined: the per-heap path of most
+        consumers."""
+        pop, stream = lib.sp2_ring_pop, self._stream
+        while True:
+            raw = pop(stream, timeout_ns)
+            if raw:
+                yield wrap_heap(raw)
+            elif self.drained():
+                return
 
     def drained(self) -> bool:
         """True once the stream has stopped and every queued heap has been taken."""

@@ -9,6 +9,7 @@ view keeps alive through its buffer.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,13 +45,6 @@ class _HeapBase:
 
     def __init__(self) -> None:
         raise TypeError(f"{type(self).__name__} objects are made by streams, not constructed")
-
-    @classmethod
-    def _wrap(cls, raw: Any) -> Any:
-        heap = cls.__new__(cls)
-        heap._owner = ffi.gc(raw, lib.sp2_heap_free)
-        heap._payload = None
-        return heap
 
     @property
     def cnt(self) -> int:
@@ -169,6 +163,15 @@ class IncompleteHeap(_HeapBase):
         return f"<spead2.recv.IncompleteHeap cnt={self.cnt} {self.received_length}/{self.heap_length} bytes>"
 
 
+_new: Callable[[type], Any] = object.__new__
+_gc = ffi.gc
+_heap_free = lib.sp2_heap_free
+
+
 def wrap_heap(raw: Any) -> Heap | IncompleteHeap:
-    """Owns a heap popped from the kernel's ring."""
-    return (Heap if raw.complete else IncompleteHeap)._wrap(raw)
+    """Owns a heap popped from the kernel's ring (the heap's only constructor: once per heap, so
+    without a classmethod call or ``__init__``)."""
+    heap: Heap | IncompleteHeap = _new(Heap if raw.complete else IncompleteHeap)
+    heap._owner = _gc(raw, _heap_free)
+    heap._payload = None
+    return heap

@@ -241,16 +241,8 @@ class Stream(_StreamBase):
                 raise Stopped("the stream has stopped")
 
     def __iter__(self) -> Iterator[AnyHeap]:
-        # get() inlined: iterating is the per-heap path of most consumers.
         self._check_thread()
-        core = self._core
-        pop = core.pop
-        while True:
-            heap = pop(POLL_NS)
-            if heap is not None:
-                yield heap
-            elif core.drained():
-                return
+        return self._core.heaps(POLL_NS)
 
 
 #: Also exported as spead2.recv.Ringbuffer (the reference only has Stream.Ringbuffer).
