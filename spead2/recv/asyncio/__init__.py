@@ -89,8 +89,19 @@ class Stream(_StreamBase):
             self._waiters.popleft()
             future.set_result(heap)
 
+    def _ready(self) -> AnyHeap | None:
+        """``get``'s fast path: a heap at once, if no earlier ``get`` waits and this is the loop's
+        thread (checked without ``asyncio.get_running_loop``, which makes a system call); raises
+        Stopped once stopped and drained."""
+        if self._waiters or not self._portal.in_loop_thread():
+            return None
+        return self._try_pop()
+
     async def get(self) -> AnyHeap:
         """The next heap; raises spead2.Stopped once the stream has stopped and is drained."""
+        heap = self._ready()
+        if heap is not None:
+            return heap
         loop = self._loop_for_get()
         if not self._waiters:
             heap = self._try_pop()
@@ -112,6 +123,7 @@ class Stream(_StreamBase):
 
     async def __anext__(self) -> AnyHeap:
         try:
-            return await self.get()
+            heap = self._ready()  # without a second coroutine per heap
+            return heap if heap is not None else await self.get()
         except Stopped:
             raise StopAsyncIteration from None
