@@ -23,6 +23,24 @@ __attribute__((target("avx2"))) static void copy_nt_avx2(uint8_t *dst, const uin
     memcpy(dst, src, n);
 }
 
+__attribute__((target("avx512f"))) static void copy_nt_avx512(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    for (; n >= 256; n -= 256, dst += 256, src += 256)
+    {
+        __m512i a = _mm512_loadu_si512((const void *) src);
+        __m512i b = _mm512_loadu_si512((const void *) (src + 64));
+        __m512i c = _mm512_loadu_si512((const void *) (src + 128));
+        __m512i d = _mm512_loadu_si512((const void *) (src + 192));
+        _mm512_stream_si512((void *) dst, a);
+        _mm512_stream_si512((void *) (dst + 64), b);
+        _mm512_stream_si512((void *) (dst + 128), c);
+        _mm512_stream_si512((void *) (dst + 192), d);
+    }
+    for (; n >= 64; n -= 64, dst += 64, src += 64)
+        _mm512_stream_si512((void *) dst, _mm512_loadu_si512((const void *) src));
+    memcpy(dst, src, n);
+}
+
 static void copy_nt_sse2(uint8_t *dst, const uint8_t *src, size_t n)
 {
     for (; n >= 64; n -= 64, dst += 64, src += 64)
@@ -48,14 +66,16 @@ void sp2_copy_nontemporal(uint8_t *dst, const uint8_t *src, size_t n)
         return;
     }
     /* align the destination for the streaming stores */
-    size_t head = (32 - ((uintptr_t) dst & 31)) & 31;
+    size_t head = (64 - ((uintptr_t) dst & 63)) & 63;
     memcpy(dst, src, head);
     dst += head;
     src += head;
     n -= head;
     if (has_avx2 < 0)
-        has_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (has_avx2)
+        has_avx2 = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (has_avx2 == 2)
+        copy_nt_avx512(dst, src, n);
+    else if (has_avx2)
         copy_nt_avx2(dst, src, n);
     else
         copy_nt_sse2(dst, src, n);
