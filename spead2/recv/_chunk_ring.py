@@ -69,6 +69,7 @@ class _ChunkRingbuffer:
         self._items: deque[Any] = deque()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._sleepers = 0  # threads in a blocking get or put (notified only if there are some)
         self._stopped = False
         self._producers = 0
         self._callbacks: list[Callable[[], None]] = []
@@ -170,7 +171,8 @@ class _ChunkRingbuffer:
     # ---- waiting (lock held by the callers of _changed) ----
 
     def _changed(self) -> None:
-        self._cond.notify_all()
+        if self._sleepers:
+            self._cond.notify_all()
         if self._data_fd is not None:
             self._data_fd.set(self._data_level())
         if self._space_fd is not None:
@@ -251,7 +253,7 @@ class ChunkRingbuffer(_ChunkRingbuffer):
         """The next chunk, waiting for one; raises Stopped once stopped and drained."""
         with self._lock:
             while not self._items and not self._stopped:
-                self._cond.wait(_POLL_S)
+                self._sleep()
             chunk = self._take()
         self._run_callbacks()
         return chunk
@@ -261,9 +263,17 @@ class ChunkRingbuffer(_ChunkRingbuffer):
         _check_chunk(chunk)
         with self._lock:
             while len(self._items) >= self._maxsize and not self._stopped:
-                self._cond.wait(_POLL_S)
+                self._sleep()
             self._give(chunk)
         self._run_callbacks()
+
+    def _sleep(self) -> None:
+        """Waits for a change (lock held)."""
+        self._sleepers += 1
+        try:
+            self._cond.wait(_POLL_S)
+        finally:
+            self._sleepers -= 1
 
     def __iter__(self) -> Iterator[Any]:
         while True:
