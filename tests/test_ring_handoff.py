@@ -95,6 +95,23 @@ def test_paused_producer_resumes_at_the_resume_level(
     assert pops == queued - left
 
 
+def test_a_producer_sharing_the_cpu_pauses_at_the_end_of_its_batch() -> None:
+    # A full ring defers the pause to the end of the batch (one recvmmsg for UDP), not further.
+    packets = list(Encoder().stream_packets([EncHeap(c, [Item(0x1000, b"abc")]) for c in range(1, 11)]))
+    result: list[tuple[int, int, int]] = []
+
+    def body() -> None:
+        k = Kernel(ring_heaps=4, full_wait_ns=1)
+        status, consumed = k.datagrams(packets[:7])
+        result.append((status, consumed, k.stats()["heaps"]))
+        status, consumed = k.datagrams(packets[7:])
+        result.append((status, consumed, k.stats()["heaps"]))
+
+    run_pinned({min(os.sched_getaffinity(0))}, body)
+    # (a reader would wait for room before its next batch; this one does not, and is told again)
+    assert result == [(lib.SP2_FULL, 7, 7), (lib.SP2_FULL, 3, 10)]
+
+
 def test_the_overfill_is_bounded_in_bytes() -> None:
     # Heaps of 1.5 MiB: four are past the overfill's 4 MiB, so the producer pauses at capacity.
     result: list[tuple[int, int]] = []

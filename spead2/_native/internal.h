@@ -119,9 +119,10 @@ typedef struct sp2_ring {
 
 int sp2_ring_init(sp2_ring *ring, size_t capacity);
 void sp2_ring_destroy(sp2_ring *ring);
-/* Owner thread: queue a finished heap (freed if the ring is stopped).  Returns nonzero when the
- * producer must pause: the ring is at capacity (and, where producer and consumer share one CPU,
- * past the overfill that lets a batch of input finish). */
+/* Owner thread: queue a finished heap (freed if the ring is stopped).  Returns SP2_PUSH_ROOM,
+ * SP2_PUSH_FULL when the ring is at capacity (the producer must pause), or SP2_PUSH_DEFER when it
+ * is but the producer shares the consumer's CPU and may finish its batch of input first. */
+enum { SP2_PUSH_ROOM = 0, SP2_PUSH_FULL = 1, SP2_PUSH_DEFER = 2 };
 int sp2_ring_push(sp2_ring *ring, sp2_heap_impl *heap);
 /* Owner thread, ring full: wait up to wait_ns for room, then ask to be woken through the space
  * fd.  Returns 0 if there is room (go on), 1 if the producer must pause; *blocked says whether
@@ -145,6 +146,7 @@ struct sp2_stream {
     sp2_stats totals;
     uint64_t drops_total;         /* owner thread: a cheap "did anything drop?" for logging */
     int ring_full;                /* a push filled the ring during this batch */
+    int ring_full_at_end;         /* ... but the producer may finish the batch first */
     int stopped;
     /* A sink that takes every decoded packet instead of heap assembly (chunk.c): returns
      * SP2_SINK_TAKEN, SP2_SINK_STOP (a stop item) or SP2_SINK_FULL (kept aside: the owner must

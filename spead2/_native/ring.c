@@ -133,10 +133,12 @@ static size_t resume_level(const sp2_ring *r)
     return r->resume_level;
 }
 
-/* A producer that shares the consumer's CPU (or thread) goes on past a full ring while the
- * overfill stays small: every pause there costs two context switches (or a trip through the
- * loop), so it should move many heaps, not a ring of four.  The heaps past capacity are, as
- * with a flush, conceptually still with the producer (sp2_ring_size does not count them). */
+/* A producer that shares the consumer's CPU (or thread) finishes its batch of input past a full
+ * ring while the overfill stays small: every pause there costs two context switches (or a trip
+ * through the loop), so it should move many heaps, not a ring of four.  Only to the end of the
+ * batch: a UDP reader's batch is one recvmmsg, so the socket is not left unread for long (a
+ * buffer reader's is a 4 MiB window).  The heaps past capacity are, as with a flush,
+ * conceptually still with the producer (sp2_ring_size does not count them). */
 static int may_overfill(const sp2_ring *r)
 {
     if (!__atomic_load_n(&r->same_thread, __ATOMIC_RELAXED) && !one_cpu(r))
@@ -304,17 +306,18 @@ int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
     data_fd_post(r, 1);
 #endif
     r->bytes += h->payload_capacity;
-    int full = r->count >= r->capacity && !may_overfill(r);
+    int full = r->count >= r->capacity;
+    int result = !full ? SP2_PUSH_ROOM : may_overfill(r) ? SP2_PUSH_DEFER : SP2_PUSH_FULL;
     /* A consumer woken for each heap would, on the producer's own CPU, take the CPU for one heap
      * at a time (two context switches per heap): there it is woken when the ring fills or the
      * batch ends.  Where the two can run on two CPUs, it is woken at once, so that they overlap. */
-    int wake = r->waiters && (full || !one_cpu(r));
+    int wake = r->waiters && (result == SP2_PUSH_FULL || !one_cpu(r));
     r->wake_pending = r->waiters && !wake;
     sp2_mutex_unlock(&r->lock);
     /* Signalled after unlocking, so that the woken side does not run straight into the lock. */
     if (wake)
         sp2_cond_signal(&r->data_cond);
-    return full;
+    return result;
 }
 
 void sp2_ring_publish(sp2_ring *r)

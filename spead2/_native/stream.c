@@ -181,8 +181,11 @@ static void finish(sp2_stream *s, sp2_live_heap *h, int why)
         count_drop(s, SP2_DROP_NO_MEMORY, NULL, 0, 0);
         return;
     }
-    if (sp2_ring_push(&s->ring, impl))
+    int pushed = sp2_ring_push(&s->ring, impl);
+    if (pushed == SP2_PUSH_FULL)
         s->ring_full = 1;
+    else if (pushed == SP2_PUSH_DEFER)
+        s->ring_full_at_end = 1;
 }
 
 static void flush_all(sp2_stream *s)
@@ -400,6 +403,17 @@ static int must_pause(sp2_stream *s)
     return pause;
 }
 
+/* At the end of a batch of input that went OK: should the producer pause for a ring it filled
+ * (with a deferred pause, see SP2_PUSH_DEFER)? */
+static int must_pause_at_end(sp2_stream *s, int status)
+{
+    if (status != SP2_OK || !s->ring_full_at_end)
+        return 0;
+    s->ring_full_at_end = 0;
+    s->ring_full = 1;
+    return must_pause(s);
+}
+
 int sp2_stream_add_datagram(sp2_stream *s, const uint8_t *data, size_t size)
 {
     const uint8_t *const one[1] = {data};
@@ -426,6 +440,8 @@ int sp2_stream_add_datagrams(sp2_stream *s, const uint8_t *const *data, const si
         if (status == SP2_OK && must_pause(s))
             status = SP2_FULL;
     }
+    if (must_pause_at_end(s, status))
+        status = SP2_FULL;
     *consumed = i;
     fold_batch(s);
     return status;
@@ -473,6 +489,8 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
         else if (must_pause(s))
             status = SP2_FULL;
     }
+    if (must_pause_at_end(s, status))
+        status = SP2_FULL;
     *consumed = pos;
     fold_batch(s);
     return status;
