@@ -198,7 +198,8 @@ def test_stop_while_pouring_network(no_leaks: None, transport: str) -> None:
 
 def test_stop_mid_buffer(no_leaks: None) -> None:
     """A buffer of 20000 heaps: stop after the first few, from the consumer's thread.  The
-    iteration ends with at most the heaps that were already queued."""
+    iteration ends with at most the heaps that were already queued (the ring's 4, and the 60 a
+    reader may add past a full ring to finish its batch of input)."""
     data = b"".join(p for cnt in range(1, 20001) for p in heap_packets(cnt, 100))
     with spead2.ThreadPool() as pool:
         stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=4))
@@ -209,7 +210,7 @@ def test_stop_mid_buffer(no_leaks: None) -> None:
             if len(got) == 10:
                 stream.stop()
         assert got == list(range(1, len(got) + 1))
-        assert len(got) <= 10 + 4
+        assert len(got) <= 10 + 4 + 60
 
 
 # ---- start/stop cycles -----------------------------------------------------------------------------

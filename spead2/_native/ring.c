@@ -133,16 +133,15 @@ static size_t resume_level(const sp2_ring *r)
     return r->resume_level;
 }
 
-/* A producer that shares the consumer's CPU (or thread) finishes its batch of input past a full
- * ring while the overfill stays small: every pause there costs two context switches (or a trip
- * through the loop), so it should move many heaps, not a ring of four.  Only to the end of the
- * batch: a UDP reader's batch is one recvmmsg, so the socket is not left unread for long (a
- * buffer reader's is a 4 MiB window).  The heaps past capacity are, as with a flush,
- * conceptually still with the producer (sp2_ring_size does not count them). */
+/* A producer finishes its batch of input past a full ring while the overfill stays small: every
+ * pause costs two context switches (or a trip through the loop), and a wake-up on another CPU
+ * tens of µs, so it should move many heaps, not a ring of four (small heaps on two CPUs ran at a
+ * third of the reference's rate).  Only to the end of the batch: a UDP reader's batch is one
+ * recvmmsg, so the socket is not left unread for long (a buffer reader's is a 4 MiB window).
+ * The heaps past capacity are, as with a flush, conceptually still with the producer
+ * (sp2_ring_size does not count them). */
 static int may_overfill(const sp2_ring *r)
 {
-    if (!__atomic_load_n(&r->same_thread, __ATOMIC_RELAXED) && !one_cpu(r))
-        return 0;
     return r->count < r->capacity + OVERFILL_HEAPS && r->bytes < OVERFILL_BYTES;
 }
 
