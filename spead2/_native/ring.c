@@ -1,7 +1,8 @@
 /* The ring of finished heaps between the owner thread (producer) and any consumer thread.
  *
- * When it reaches capacity the producer may wait in C for a while (a blocking consumer on another
- * thread), then pauses its readers and asks to be woken through the space fd, which a pop signals
+ * When it reaches capacity the producer finishes its batch of input past it, a bounded way
+ * (may_overfill), may wait in C for a while (a blocking consumer on another thread), then pauses
+ * its readers and asks to be woken through the space fd, which a pop signals
  * once the ring has drained to the resume level.  The data fd is a semaphore (one count per
  * queued heap) for poll-based frameworks; it stays readable for good once the ring stops.
  *
@@ -26,7 +27,7 @@ static inline void sp2_cpu_relax(void) {}
 #endif
 
 static const int64_t SPIN_NS = 20000;
-/* How far past capacity a producer sharing the consumer's CPU may fill the ring (may_overfill). */
+/* How far past capacity a producer may fill the ring to finish its batch (may_overfill). */
 enum { OVERFILL_HEAPS = 60 };
 static const uint64_t OVERFILL_BYTES = (uint64_t) 4 << 20;
 
