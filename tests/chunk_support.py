@@ -19,6 +19,26 @@ HEAPS = 4
 #: An immediate item whose value 99 makes the place function reject the heap.
 REJECT_ID = 0x1234
 
+#: The place function's argument in C (spead2.recv.numba.chunk_place_data's layout), for place
+#: functions compiled with cffi.
+PLACE_DATA_C = """
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct place_data {
+    const uint8_t *packet;
+    size_t packet_size;
+    const int64_t *items;
+    int64_t chunk_id;
+    size_t heap_index;
+    size_t heap_offset;
+    uint64_t *batch_stats;
+    uint8_t *extra;
+    size_t extra_offset;
+    size_t extra_size;
+} place_data;
+"""
+
 
 def packet(
     cnt: int, heap_length: int | None, offset: int, payload: bytes, items: Iterable[tuple[int, int]] = ()

@@ -11,28 +11,14 @@ from typing import Any
 
 import cffi
 import pytest
-from chunk_support import HEAP_SIZE, HEAPS, heaps, make_chunk, summary
+from chunk_support import HEAP_SIZE, HEAPS, PLACE_DATA_C, heaps, make_chunk, summary
 
 import spead2
 import spead2.recv
 
-SOURCE = """
-#include <stddef.h>
-#include <stdint.h>
-
-typedef struct place_data {
-    const uint8_t *packet;
-    size_t packet_size;
-    const int64_t *items;
-    int64_t chunk_id;
-    size_t heap_index;
-    size_t heap_offset;
-    uint64_t *batch_stats;
-    uint8_t *extra;
-    size_t extra_offset;
-    size_t extra_size;
-} place_data;
-
+SOURCE = (
+    PLACE_DATA_C
+    + """
 static void put(place_data *d, int64_t shift)
 {
     int64_t cnt = d->items[0] + shift;
@@ -55,6 +41,7 @@ void place_context(void *data, size_t size, void *context)
         put((place_data *) data, *(const int64_t *) context);
 }
 """
+)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from typing import Any
 
 import cffi
 import pytest
+from chunk_support import PLACE_DATA_C
 
 from spead2._kernel import ffi, lib
 from spead2._kstream import kernel_config, new_stream
@@ -40,23 +41,10 @@ GUARD_BYTE = 0xA5
 STEER_IDS = (0x1001, 0x1002, 0x1003, 0x1004, 0x1005)
 EDGES = (0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 63, 64, 255, 256, 2**47, 2**48 - 1)
 
-PLACE_SOURCE = """
-#include <stddef.h>
-#include <stdint.h>
+PLACE_SOURCE = (
+    PLACE_DATA_C
+    + """
 #include <string.h>
-
-typedef struct place_data {
-    const uint8_t *packet;
-    size_t packet_size;
-    const int64_t *items;
-    int64_t chunk_id;
-    size_t heap_index;
-    size_t heap_offset;
-    uint64_t *batch_stats;
-    uint8_t *extra;
-    size_t extra_offset;
-    size_t extra_size;
-} place_data;
 
 /* What the test tells the place function (the chunks' sizes) and what it counts. */
 typedef struct fuzz_context {
@@ -94,6 +82,7 @@ void place(void *raw, size_t size, void *context)
         c->bad++;
 }
 """
+)
 
 
 @pytest.fixture(scope="module")
