@@ -57,12 +57,19 @@ def test_members_fill_shared_chunks(pools: list[spead2.ThreadPool], place: Any) 
     assert sum(member.stats["heaps"] for member in group) == n
 
 
-def test_lossy_forces_lagging_member_to_let_go(pools: list[spead2.ThreadPool], place: Any) -> None:
-    group = make_group(pools, place, Mode.LOSSY)
+def group_with_lagging_member(pools: list[spead2.ThreadPool], place: Any, mode: Any) -> tuple[Any, Any]:
+    """A group whose member 1 reads heap 1 (chunk 0) from an inproc queue left open, so that it
+    holds chunk 0 until the queue stops."""
+    group = make_group(pools, place, mode)
     queue = spead2.InprocQueue()
     group[1].add_inproc_reader(queue)
     for pkt in heap(1):
         queue.add_packet(pkt)
+    return group, queue
+
+
+def test_lossy_forces_lagging_member_to_let_go(pools: list[spead2.ThreadPool], place: Any) -> None:
+    group, queue = group_with_lagging_member(pools, place, Mode.LOSSY)
     wait_for(lambda: group[1].stats["packets"] == 1)  # member 1 holds chunk 0
     group[0].add_buffer_reader(heaps(2, 3, 9, 13, 17))
     ring = group.data_ringbuffer
@@ -77,11 +84,7 @@ def test_lossy_forces_lagging_member_to_let_go(pools: list[spead2.ThreadPool], p
 
 
 def test_lossless_waits_for_lagging_member(pools: list[spead2.ThreadPool], place: Any) -> None:
-    group = make_group(pools, place, Mode.LOSSLESS)
-    queue = spead2.InprocQueue()
-    group[1].add_inproc_reader(queue)
-    for pkt in heap(1):
-        queue.add_packet(pkt)
+    group, queue = group_with_lagging_member(pools, place, Mode.LOSSLESS)
     wait_for(lambda: group[1].stats["packets"] == 1)
     group[0].add_buffer_reader(heaps(2, 3, 9, 13, 17))
     ring = group.data_ringbuffer
