@@ -338,9 +338,10 @@ static void take_payload(sp2_stream *s, sp2_live_heap *h, const sp2_packet *p)
     uint64_t length = (uint64_t) p->info.payload_length;
     if (length > 0)
     {
-        if (s->config.memcpy_nontemporal)
+        /* (a landed payload is already in place: sp2_live_heap_add_packet checked) */
+        if (s->config.memcpy_nontemporal && !p->landed)
             sp2_copy_nontemporal(h->payload + start, p->payload, (size_t) length);
-        else
+        else if (!p->landed)
             memcpy(h->payload + start, p->payload, (size_t) length);
         if (s->config.allow_out_of_order)
             range_insert(h, start, start + length);
@@ -390,6 +391,10 @@ sp2_drop_reason sp2_live_heap_add_packet(sp2_stream *s, sp2_live_heap *h, const 
         why = reserve_packet(s, h, p);
     if (why != SP2_DROP_NONE)
         return why;
+    /* A landed payload counts only where it landed: in this heap's buffer, at its offset (else
+     * the heap it landed in was evicted in the meantime and its bytes are not to be trusted). */
+    if (p->landed && p->info.payload_length > 0 && p->payload != h->payload + p->info.payload_offset)
+        return SP2_DROP_OUT_OF_ORDER;
     if (p->info.heap_length >= 0)
         h->heap_length = p->info.heap_length;
     take_payload(s, h, p);

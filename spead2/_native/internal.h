@@ -73,6 +73,7 @@ typedef struct sp2_packet {
     const uint8_t *pointers;      /* info.n_items big-endian item pointers */
     const uint8_t *payload;
     uint32_t n_special;           /* pointers with the ids of the four fields above */
+    uint8_t landed;               /* the payload was received straight into its heap (udp.c) */
 } sp2_packet;
 
 /* Returns SP2_DROP_NONE, or why the bytes are not a packet (see sp2_decode_packet). */
@@ -159,7 +160,38 @@ struct sp2_stream {
     uint8_t noted[SP2_DROP_COUNT];
     sp2_heap_note heap_note;
     int heap_noted;
+    /* Landing (sp2_stream_landing): the heap the last packet went to, and the header and payload
+     * sizes of the last packet that was not a heap's first. */
+    const sp2_live_heap *land_heap;
+    int64_t land_cnt;
+    size_t land_header_size;
+    size_t land_payload_size;
+    const void *landing_owner;    /* the reader whose landed payloads are not all fed yet */
 };
+
+/* Where the stream's next packets would land if they continue the heap of the last packet in
+ * order (sp2_stream_landing). */
+typedef struct sp2_landing {
+    int64_t cnt;
+    int64_t offset;               /* the heap's next payload offset */
+    uint8_t *dst;                 /* its payload buffer at that offset */
+    uint64_t room;                /* bytes from there to the end of the heap */
+    size_t header_size;
+    size_t payload_size;
+} sp2_landing;
+
+/* Predicts where the next packets' payloads go, so that a reader can receive them straight into
+ * the heap (its bytes from dst to dst + room are not written yet, and stay the heap's while it is
+ * live).  Returns 1 and leases the landing to owner until sp2_stream_landing_done, or 0 (no
+ * prediction: out-of-order or non-temporal streams, chunk streams, unsized heaps, or another
+ * owner's landed payloads are not all fed).  Packets fed with landed payloads are checked
+ * against the heap before they count (sp2_stream_add_landed). */
+int sp2_stream_landing(sp2_stream *s, const void *owner, sp2_landing *out);
+void sp2_stream_landing_done(sp2_stream *s, const void *owner);
+/* sp2_stream_add_datagrams, where payloads[i] (if not NULL) holds datagram i's payload, which
+ * data[i] lacks: it was received at the place sp2_stream_landing gave. */
+int sp2_stream_add_landed(sp2_stream *s, const uint8_t *const *data, const size_t *sizes,
+                          const uint8_t *const *payloads, size_t n, size_t *consumed);
 
 enum { SP2_SINK_TAKEN = 0, SP2_SINK_STOP = 1, SP2_SINK_FULL = 2 };
 

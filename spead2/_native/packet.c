@@ -94,6 +94,7 @@ sp2_drop_reason sp2_decode(const uint8_t *data, size_t size, int exact_size, sp2
     out->pointers = pointers;
     out->payload = data + header_size;
     out->n_special = n_special;
+    out->landed = 0;
     return SP2_DROP_NONE;
 }
 

@@ -334,6 +334,46 @@ static sp2_live_heap *start_heap(sp2_stream *s, const sp2_packet *p, int single)
     return make_live(s, h);
 }
 
+/* Remembers the packet's heap and sizes for sp2_stream_landing. */
+static void note_landing(sp2_stream *s, const sp2_live_heap *h, const sp2_packet *p)
+{
+    s->land_heap = h;
+    s->land_cnt = h->cnt;
+    /* A heap's first packet carries its items too, and its last is short: the sizes of the
+     * packets in between are those of the next ones. */
+    const sp2_packet_info *pi = &p->info;
+    if (pi->payload_offset > 0 && (pi->heap_length < 0 || pi->payload_offset + pi->payload_length < pi->heap_length))
+    {
+        s->land_header_size = (size_t) (pi->size - (uint64_t) pi->payload_length);
+        s->land_payload_size = (size_t) pi->payload_length;
+    }
+}
+
+int sp2_stream_landing(sp2_stream *s, const void *owner, sp2_landing *out)
+{
+    const sp2_live_heap *h = s->land_heap;
+    if (s->stopped || s->sink || s->config.allow_out_of_order || s->config.memcpy_nontemporal
+        || (s->landing_owner && s->landing_owner != owner) || !h || h == scratch(s) || !h->in_use
+        || h->cnt != s->land_cnt || s->land_payload_size == 0 || h->heap_length < 0
+        || h->capacity < (uint64_t) h->heap_length || h->received_length >= (uint64_t) h->heap_length)
+        return 0;
+    /* In order, nothing past received_length was written: the rest is the heap's to receive. */
+    out->cnt = h->cnt;
+    out->offset = (int64_t) h->received_length;
+    out->dst = h->payload + h->received_length;
+    out->room = (uint64_t) h->heap_length - h->received_length;
+    out->header_size = s->land_header_size;
+    out->payload_size = s->land_payload_size;
+    s->landing_owner = owner;
+    return 1;
+}
+
+void sp2_stream_landing_done(sp2_stream *s, const void *owner)
+{
+    if (s->landing_owner == owner)
+        s->landing_owner = NULL;
+}
+
 /* Feeds one decoded packet.  Returns nonzero when the stream stopped (a stop item). */
 static int process_packet(sp2_stream *s, const sp2_packet *p)
 {
@@ -372,6 +412,7 @@ static int process_packet(sp2_stream *s, const sp2_packet *p)
     }
     else if (!(h = start_heap(s, p, single)))
         return 0;
+    note_landing(s, h, p);
     if (h->end_of_stream && s->config.stop_on_stop_item)
     {
         /* As the reference: a complete heap holding the stop is not delivered; an incomplete one
@@ -424,6 +465,12 @@ int sp2_stream_add_datagram(sp2_stream *s, const uint8_t *data, size_t size)
 int sp2_stream_add_datagrams(sp2_stream *s, const uint8_t *const *data, const size_t *sizes, size_t n,
                              size_t *consumed)
 {
+    return sp2_stream_add_landed(s, data, sizes, NULL, n, consumed);
+}
+
+int sp2_stream_add_landed(sp2_stream *s, const uint8_t *const *data, const size_t *sizes,
+                          const uint8_t *const *payloads, size_t n, size_t *consumed)
+{
     size_t i = 0;
     int status = SP2_OK;
     if (s->stopped)
@@ -432,6 +479,11 @@ int sp2_stream_add_datagrams(sp2_stream *s, const uint8_t *const *data, const si
     {
         sp2_packet p;
         sp2_drop_reason why = sp2_decode(data[i], sizes[i], 1, &p);
+        if (why == SP2_DROP_NONE && payloads && payloads[i])
+        {
+            p.payload = payloads[i];
+            p.landed = 1;
+        }
         i++;
         if (why != SP2_DROP_NONE)
             count_drop(s, why, &p.info, sizes[i - 1], 0);

@@ -39,11 +39,21 @@ struct sp2_udp_reader {
     size_t received;              /* datagrams the last drain read from the socket */
     int64_t nap_ns;               /* coalescing: see sp2_udp_reader_set_nap */
     uint32_t nap_backoff;
+    const uint8_t **payloads;     /* per batch entry: where its payload landed, or NULL */
 #if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
     struct mmsghdr *msgs;
-    struct iovec *iovs;
+    struct iovec *iovs;           /* 3 per slot: header, landing place, the rest */
+    /* landing (see plan_landing) */
+    int landing;                  /* on (sp2_udp_reader_set_landing) */
+    uint32_t landing_backoff;     /* batches to read without landing after a bad prediction */
+    uint32_t n_planned;           /* slots of this batch given a landing place */
+    sp2_landing plan;
+    sp2_stream *leased;           /* the stream whose landing this reader holds */
+    uint64_t landed_total;
 #endif
 };
+
+static void end_lease(sp2_udp_reader *r);
 
 int sp2_udp_reader_supported(void)
 {
@@ -53,6 +63,17 @@ int sp2_udp_reader_supported(void)
     return 0;
 #endif
 }
+
+#if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
+/* Slot i receives a datagram whole. */
+static void whole_slot(sp2_udp_reader *r, uint32_t i)
+{
+    r->iovs[3 * i].iov_base = r->buffers + (size_t) i * r->slot_size;
+    r->iovs[3 * i].iov_len = r->slot_size;
+    r->msgs[i].msg_hdr.msg_iov = &r->iovs[3 * i];
+    r->msgs[i].msg_hdr.msg_iovlen = 1;
+}
+#endif
 
 sp2_udp_reader *sp2_udp_reader_new(size_t max_size, uint32_t n_slots)
 {
@@ -67,20 +88,16 @@ sp2_udp_reader *sp2_udp_reader_new(size_t max_size, uint32_t n_slots)
     r->buffers = malloc(r->slot_size * n_slots);
     r->ptrs = calloc(n_slots, sizeof(*r->ptrs));
     r->sizes = calloc(n_slots, sizeof(*r->sizes));
-    if (!r->buffers || !r->ptrs || !r->sizes)
+    r->payloads = calloc(n_slots, sizeof(*r->payloads));
+    if (!r->buffers || !r->ptrs || !r->sizes || !r->payloads)
         goto fail;
 #if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
     r->msgs = calloc(n_slots, sizeof(*r->msgs));
-    r->iovs = calloc(n_slots, sizeof(*r->iovs));
+    r->iovs = calloc(3 * (size_t) n_slots, sizeof(*r->iovs));
     if (!r->msgs || !r->iovs)
         goto fail;
     for (uint32_t i = 0; i < n_slots; i++)
-    {
-        r->iovs[i].iov_base = r->buffers + (size_t) i * r->slot_size;
-        r->iovs[i].iov_len = r->slot_size;
-        r->msgs[i].msg_hdr.msg_iov = &r->iovs[i];
-        r->msgs[i].msg_hdr.msg_iovlen = 1;
-    }
+        whole_slot(r, i);
 #endif
     return r;
 
@@ -94,12 +111,14 @@ void sp2_udp_reader_free(sp2_udp_reader *r)
     if (!r)
         return;
 #if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
+    end_lease(r);
     free(r->msgs);
     free(r->iovs);
 #endif
     free(r->buffers);
     free(r->ptrs);
     free(r->sizes);
+    free(r->payloads);
     free(r);
 }
 
@@ -108,17 +127,31 @@ size_t sp2_udp_reader_pending(sp2_udp_reader *r)
     return r->ready - r->next;
 }
 
+/* Gives back the stream's landing once every landed payload is fed. */
+static void end_lease(sp2_udp_reader *r)
+{
+#if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
+    if (r->leased)
+        sp2_stream_landing_done(r->leased, r);
+    r->leased = NULL;
+#else
+    SP2_UNUSED(r);
+#endif
+}
+
 /* Feeds what is left of the current batch. */
 static int feed_pending(sp2_udp_reader *r, sp2_stream *s)
 {
     if (r->next >= r->ready)
         return SP2_OK;
     size_t consumed = 0;
-    int status = sp2_stream_add_datagrams(s, r->ptrs + r->next, r->sizes + r->next, r->ready - r->next,
-                                          &consumed);
+    int status = sp2_stream_add_landed(s, r->ptrs + r->next, r->sizes + r->next, r->payloads + r->next,
+                                       r->ready - r->next, &consumed);
     r->next += consumed;
     if (status == SP2_STOPPED)
         r->next = r->ready;
+    if (r->next >= r->ready)
+        end_lease(r);
     return status;
 }
 
@@ -141,21 +174,120 @@ static void take_datagram(sp2_udp_reader *r, uint32_t i, size_t len, int cut, si
     }
     r->ptrs[r->ready] = r->buffers + (size_t) i * r->slot_size;
     r->sizes[r->ready] = len;
+    r->payloads[r->ready] = r->payloads[i];   /* (ready <= i) */
     r->ready++;
 }
 
 /* Receives one batch into the slots.  Returns the number of datagrams, 0 if there are none
  * (or only a passing error), -1 on a real error. */
 #ifdef __linux__
-static int receive_batch(sp2_udp_reader *r, int fd, size_t *truncated)
+/* Landing: most datagrams continue the heap of the one before, in order and of the same size,
+ * so the stream can say where their payloads go (sp2_stream_landing).  Each slot of the batch
+ * then receives its datagram scattered: the header in the slot, the payload straight into the
+ * heap at the next place, anything longer after it in the slot.  That spares a copy of every
+ * payload.  A datagram that turns out not to be the predicted one is put back together in its
+ * slot (its bytes in the heap were in a part not received yet, which its real packets fill).
+ * Returns the slots planned. */
+static uint32_t plan_landing(sp2_udp_reader *r, sp2_stream *s)
+{
+    r->n_planned = 0;
+    end_lease(r);                 /* (the last batch is all fed) */
+    if (!r->landing)
+        return 0;
+    if (r->landing_backoff > 0)
+    {
+        r->landing_backoff--;
+        return 0;
+    }
+    sp2_landing *l = &r->plan;
+    if (!sp2_stream_landing(s, r, l))
+        return 0;
+    r->leased = s;
+    if (l->header_size + l->payload_size >= r->slot_size)
+        return 0;
+    uint64_t offset = 0;
+    uint32_t i = 0;
+    for (; i < r->n_slots && offset < l->room; i++)
+    {
+        size_t len = (size_t) (l->room - offset < l->payload_size ? l->room - offset : l->payload_size);
+        uint8_t *slot = r->buffers + (size_t) i * r->slot_size;
+        struct iovec *v = &r->iovs[3 * i];
+        v[0].iov_base = slot;
+        v[0].iov_len = l->header_size;
+        v[1].iov_base = l->dst + offset;
+        v[1].iov_len = len;
+        v[2].iov_base = slot + l->header_size + len;
+        v[2].iov_len = r->slot_size - l->header_size - len;
+        r->msgs[i].msg_hdr.msg_iovlen = 3;
+        offset += len;
+    }
+    return r->n_planned = i;
+}
+
+/* Is the datagram that slot i received (len bytes) the packet predicted for it? */
+static int landed_as_planned(const sp2_udp_reader *r, uint32_t i, size_t len)
+{
+    const sp2_landing *l = &r->plan;
+    const struct iovec *v = &r->iovs[3 * i];
+    const uint8_t *slot = v[0].iov_base;
+    if (len <= l->header_size || len - l->header_size > v[1].iov_len
+        || (sp2_load_be64(slot) & 0xffff) * 8 + 8 != l->header_size)
+        return 0;
+    sp2_packet p;
+    uint64_t offset = (uint64_t) l->offset + (uint64_t) ((const uint8_t *) v[1].iov_base - l->dst);
+    return sp2_decode(slot, len, 1, &p) == SP2_DROP_NONE && p.info.heap_cnt == l->cnt
+           && (uint64_t) p.info.payload_offset == offset;
+}
+
+/* After a batch of n datagrams: payloads[i] is where slot i's payload landed, or NULL (its
+ * datagram is whole in the slot: a datagram not planned, or not the predicted one, which is put
+ * back together).  The slots are reset to receive whole datagrams. */
+static void settle_landing(sp2_udp_reader *r, uint32_t n)
+{
+    uint32_t missed = 0;
+    for (uint32_t i = 0; i < n; i++)
+        r->payloads[i] = NULL;
+    for (uint32_t i = 0; i < r->n_planned; i++)
+    {
+        const struct iovec *v = &r->iovs[3 * i];
+        size_t len = i < n ? r->msgs[i].msg_len : 0;
+        if (i < n && landed_as_planned(r, i, len))
+        {
+            r->payloads[i] = v[1].iov_base;
+            r->landed_total++;
+        }
+        else if (i < n)
+        {
+            size_t in_heap = len > r->plan.header_size ? len - r->plan.header_size : 0;
+            if (in_heap > v[1].iov_len)
+                in_heap = v[1].iov_len;
+            memcpy((uint8_t *) v[0].iov_base + r->plan.header_size, v[1].iov_base, in_heap);
+            missed++;
+        }
+        whole_slot(r, i);
+    }
+    /* Traffic that the prediction does not fit (interleaved heaps, changing sizes): stop
+     * paying for it for a while. */
+    if (missed > r->n_planned / 2)
+        r->landing_backoff = 16;
+    r->n_planned = 0;
+}
+
+static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *truncated)
 {
     *truncated = 0;
+    plan_landing(r, s);
     int n;
     do
         n = recvmmsg(fd, r->msgs, r->n_slots, MSG_DONTWAIT, NULL);
     while (n < 0 && errno == EINTR);
+    int err = errno;
+    settle_landing(r, n > 0 ? (uint32_t) n : 0);
     if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK || transient(errno) ? 0 : -1;
+    {
+        errno = err;
+        return err == EAGAIN || err == EWOULDBLOCK || transient(err) ? 0 : -1;
+    }
     r->next = r->ready = 0;
     for (int i = 0; i < n; i++)
         take_datagram(r, (uint32_t) i, r->msgs[i].msg_len, r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC, truncated);
@@ -163,8 +295,9 @@ static int receive_batch(sp2_udp_reader *r, int fd, size_t *truncated)
     return n;
 }
 #else
-static int receive_batch(sp2_udp_reader *r, int fd, size_t *truncated)
+static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *truncated)
 {
+    SP2_UNUSED(s);
     *truncated = 0;
     r->next = r->ready = 0;
     int n = 0;
@@ -179,6 +312,7 @@ static int receive_batch(sp2_udp_reader *r, int fd, size_t *truncated)
                 return -1;
             break;
         }
+        r->payloads[n] = NULL;
         take_datagram(r, (uint32_t) n, (size_t) len, 0, truncated);
         n++;
     }
@@ -198,7 +332,7 @@ int sp2_udp_reader_drain(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t max_
     for (uint32_t batch = 0; batch < max_batches; batch++)
     {
         size_t truncated;
-        int n = receive_batch(r, fd, &truncated);
+        int n = receive_batch(r, s, fd, &truncated);
         if (n < 0)
             return SP2_E_OS;
         if (truncated)
@@ -285,4 +419,24 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
 void sp2_udp_reader_set_nap(sp2_udp_reader *r, int64_t nap_ns)
 {
     r->nap_ns = nap_ns > 0 && nap_ns < 1000000000 ? nap_ns : 0;
+}
+
+void sp2_udp_reader_set_landing(sp2_udp_reader *r, int on)
+{
+#if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
+    r->landing = on != 0;
+#else
+    SP2_UNUSED(r);
+    SP2_UNUSED(on);
+#endif
+}
+
+uint64_t sp2_udp_reader_landed(sp2_udp_reader *r)
+{
+#if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
+    return r->landed_total;
+#else
+    SP2_UNUSED(r);
+    return 0;
+#endif
 }

@@ -35,6 +35,11 @@ void sp2_udp_reader_ready(sp2_udp_reader *reader);
  * that each wake-up of the thread takes a larger batch; it stops napping for a while when a nap
  * brings nothing (sparse traffic). */
 void sp2_udp_reader_set_nap(sp2_udp_reader *reader, int64_t nap_ns);
+/* Landing (Linux; off by default): datagrams that continue the heap of the one before, in order,
+ * are received with their payload straight into the heap, sparing a copy of each payload. */
+void sp2_udp_reader_set_landing(sp2_udp_reader *reader, int on);
+/* Datagrams whose payloads landed in their heap, since the reader was made. */
+uint64_t sp2_udp_reader_landed(sp2_udp_reader *reader);
 
 /* ---- pcap / pcapng replay (pcap.c) ---- */
 

@@ -60,6 +60,9 @@ MAX_BATCHES = 16
 COALESCE_NS = int(os.environ.get("SPEAD2_UDP_COALESCE_NS", "50000"))
 #: Use the native drain where it is available (tests turn it off to cover the portable path).
 USE_NATIVE = bool(lib.sp2_udp_reader_supported())
+#: Receive payloads that continue a heap in order straight into it (Linux; see
+#: sp2_udp_reader_set_landing).  ``SPEAD2_UDP_LANDING=0`` turns it off.
+LANDING = os.environ.get("SPEAD2_UDP_LANDING", "1") != "0"
 
 
 class UdpReader:
@@ -110,6 +113,7 @@ class UdpReader:
             lib.sp2_udp_reader_attach(
                 self._native, self._kernel, self._fd, MAX_BATCHES, self._notify, notify_heaps
             )
+            lib.sp2_udp_reader_set_landing(self._native, int(LANDING))
             if self._core.dedicated_loop:
                 # (not on the asyncio façade's loop: that loop is the user's)
                 lib.sp2_udp_reader_set_nap(self._native, COALESCE_NS)

@@ -1,0 +1,172 @@
+"""Landing (udp.c): a UDP reader receives the payloads that continue a heap in order straight
+into the heap.  Over real loopback sockets, every sequence of datagrams must give what the same
+datagrams give with landing off: the same heaps, the same bytes, the same statistics."""
+
+from __future__ import annotations
+
+import random
+import socket
+import sys
+from typing import Any
+
+import pytest
+from rawpackets import Encoder, Heap, Item
+from spead2._native_kernel import lib
+
+import spead2
+import spead2.recv
+import spead2.recv.asyncio
+from spead2.recv._readers import udp
+
+pytestmark = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and udp.USE_NATIVE), reason="landing needs Linux's recvmmsg"
+)
+
+ITEM = 0x1000
+MAX_SIZE = 9200
+Received = list[tuple[int, list[tuple[int, bytes]]]]
+
+
+def heaps_of(sizes: list[int], seed: int) -> list[Heap]:
+    rng = random.Random(seed)
+    return [Heap(cnt, [Item(ITEM, rng.randbytes(size))]) for cnt, size in enumerate(sizes, 1)]
+
+
+def filled_socket(datagrams: list[bytes]) -> socket.socket:
+    """A bound socket already holding the datagrams (so the reader's batches are the same each run)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("127.0.0.1", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        for datagram in datagrams:
+            out.sendto(datagram, sock.getsockname())
+    return sock
+
+
+def native_reader(stream: Any) -> Any:
+    """The stream's C UDP reader (kept alive by the caller, to count its landings after the stop)."""
+    (reader,) = stream._core.readers
+    assert isinstance(reader, udp.UdpReader)
+    return reader._native
+
+
+def contents(heap: Any) -> tuple[int, list[tuple[int, bytes]]]:
+    return heap.cnt, [(item.id, bytes(memoryview(item))) for item in heap.get_items()]
+
+
+def receive(
+    thread_pool: spead2.ThreadPool, monkeypatch: pytest.MonkeyPatch, datagrams: list[bytes], landing: bool
+) -> tuple[Received, dict[str, int], int]:
+    """What a blocking stream delivers from the datagrams (and a stop), its statistics, and the
+    number of payloads that landed."""
+    monkeypatch.setattr(udp, "LANDING", landing)
+    sock = filled_socket([*datagrams, *Encoder(max_packet_size=1472).stop_packets(1 << 30)])
+    stream = spead2.recv.Stream(thread_pool, spead2.recv.StreamConfig(max_heaps=4, explicit_start=True))
+    stream.add_udp_reader(sock, max_size=MAX_SIZE)
+    native = native_reader(stream)
+    stream.start()
+    got = [contents(heap) for heap in stream]
+    stream.stop()
+    sock.close()
+    return got, dict(stream.stats.items()), int(lib.sp2_udp_reader_landed(native))
+
+
+def expected(heaps: list[Heap]) -> Received:
+    return [(h.cnt, [(ITEM, bytes(h.items[0].value))]) for h in heaps]
+
+
+@pytest.mark.parametrize(
+    ("packet_size", "sizes"), [(1472, [100_000] * 6), (9000, [300_000, 70_001, 8960, 250_000])]
+)
+def test_in_order_heaps_land(
+    thread_pool: spead2.ThreadPool, monkeypatch: pytest.MonkeyPatch, packet_size: int, sizes: list[int]
+) -> None:
+    heaps = heaps_of(sizes, seed=packet_size)
+    datagrams = Encoder(max_packet_size=packet_size).stream_packets(heaps)
+    got, stats, landed = receive(thread_pool, monkeypatch, datagrams, landing=True)
+    assert got == expected(heaps)
+    # (a heap's first packet never lands, nor do those after it in the same batch)
+    assert 0 < landed <= len(datagrams) - len(heaps)
+    off, off_stats, off_landed = receive(thread_pool, monkeypatch, datagrams, landing=False)
+    assert (off, off_stats, off_landed) == (got, stats, 0)
+
+
+def perturbed(datagrams: list[bytes], rng: random.Random) -> list[bytes]:
+    """The datagrams with what a network or a hostile sender may do to them."""
+    out = list(datagrams)
+    foreign = Encoder(max_packet_size=1472).packets(Heap(999, [Item(ITEM, rng.randbytes(20_000))]))
+    other = Encoder(max_packet_size=1472).packets(
+        Heap(2, [Item(ITEM, rng.randbytes(30_000))]), repeat_pointers=True
+    )
+    for _ in range(12):
+        i = rng.randrange(1, len(out) - 1)
+        action = rng.randrange(7)
+        if action == 0:  # swap neighbours
+            out[i], out[i + 1] = out[i + 1], out[i]
+        elif action == 1:  # duplicate
+            out.insert(i, out[rng.randrange(len(out))])
+        elif action == 2:  # lose
+            del out[i]
+        elif action == 3:  # another heap's packets in between
+            out[i:i] = foreign[:3]
+        elif action == 4:  # garbage and an oversized datagram
+            out[i:i] = [rng.randbytes(rng.randrange(1, 100)), rng.randbytes(MAX_SIZE + 10)]
+        elif action == 5:  # the same offsets under another header size (a heap resent with every pointer)
+            out[i:i] = other[1:4]
+        else:  # the header of the next packet with a payload of another length
+            head, body = out[i][:48], out[i][48:]
+            out[i] = head + body[: len(body) // 2]
+    return out
+
+
+def test_perturbed_traffic_same_as_without_landing(
+    thread_pool: spead2.ThreadPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landed_per_seed = []
+    for seed in range(10):
+        rng = random.Random(seed)
+        heaps = heaps_of([rng.randrange(20_000, 200_000) for _ in range(5)], seed)
+        datagrams = perturbed(Encoder(max_packet_size=1472).stream_packets(heaps), rng)
+        got, stats, landed = receive(thread_pool, monkeypatch, datagrams, landing=True)
+        assert receive(thread_pool, monkeypatch, datagrams, landing=False) == (got, stats, 0), seed
+        # what the perturbations left whole still arrives whole, byte for byte
+        whole = dict(expected(heaps))
+        assert all(items == whole[cnt] for cnt, items in got if cnt in whole)
+        landed_per_seed.append(landed)
+    # (a perturbation early in a heap leaves nothing to predict until the next one)
+    assert sum(n > 0 for n in landed_per_seed) >= 5, landed_per_seed
+
+
+def test_interleaved_heaps_at_the_predicted_offsets(
+    thread_pool: spead2.ThreadPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two heaps of one layout, interleaved: the next datagram has the offset and length predicted
+    for the other heap, and must not be taken as its payload (nor land in the other heap)."""
+    encoder = Encoder(max_packet_size=1472)
+    # the first batch's rest: a heap of many packets (that sets the sizes to predict), then small ones
+    fillers = encoder.stream_packets(heaps_of([85_000, *[100] * 62], seed=1))[: udp.N_SLOTS - 2]
+    pair = heaps_of([40_000, 40_000], seed=2)
+    first, second = (encoder.packets(Heap(cnt, h.items)) for cnt, h in zip((500, 501), pair, strict=True))
+    datagrams = fillers + [d for two in zip(first, second, strict=True) for d in two]
+    got, stats, _ = receive(thread_pool, monkeypatch, datagrams, landing=True)
+    assert got[-2:] == [
+        (500, [(ITEM, bytes(pair[0].items[0].value))]),
+        (501, [(ITEM, bytes(pair[1].items[0].value))]),
+    ]
+    assert receive(thread_pool, monkeypatch, datagrams, landing=False)[:2] == (got, stats)
+
+
+@pytest.mark.asyncio
+async def test_asyncio_stream_lands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(udp, "LANDING", True)
+    heaps = heaps_of([500_000, 123_457], seed=3)
+    sock = filled_socket(Encoder(max_packet_size=9000).stream_packets(heaps) + Encoder().stop_packets(9))
+    stream = spead2.recv.asyncio.Stream(config=spead2.recv.StreamConfig(explicit_start=True))
+    stream.add_udp_reader(sock, max_size=MAX_SIZE)
+    native = native_reader(stream)
+    stream.start()
+    got = [contents(heap) async for heap in stream]
+    stream.stop()
+    sock.close()
+    assert got == expected(heaps)
+    assert lib.sp2_udp_reader_landed(native) > 0
