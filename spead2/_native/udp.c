@@ -14,8 +14,6 @@
 #define SP2_HAVE_UDP_DRAIN 1
 #endif
 
-/* Naps per readiness at most (sp2_udp_reader_set_nap), bounding the time the loop is held. */
-#define MAX_NAPS 4
 /* No UDP datagram holds more than 65535 bytes of payload, so larger buffers are wasted. */
 #define SP2_UDP_SLOT_MAX 65536
 
@@ -37,7 +35,8 @@ struct sp2_udp_reader {
     uint64_t drops_seen;
     int64_t next_drop_note;
     size_t received;              /* datagrams the last drain read from the socket */
-    int64_t nap_ns;               /* coalescing: see sp2_udp_reader_set_nap */
+    int64_t nap_ns;               /* coalescing: the longest nap (sp2_udp_reader_set_nap) */
+    int64_t nap_now;              /* the nap that brings about 3/4 of a batch at the current rate */
     uint32_t nap_backoff;
     const uint8_t **payloads;     /* per batch entry: where its payload landed, or NULL */
 #if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
@@ -366,6 +365,20 @@ void sp2_udp_reader_attach(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t ma
     r->next_drop_note = 0;
 }
 
+/* After a nap brought r->received datagrams: the nap that would bring about 3/4 of a batch,
+ * between an eighth of the longest nap and the longest, moved halfway there.  Each nap is a pair
+ * of context switches, so the fewer the better, while the socket buffer holds what comes. */
+static void adapt_nap(sp2_udp_reader *r)
+{
+    int64_t want = r->nap_now * (int64_t) (3 * r->n_slots / 4 + 1) / (int64_t) r->received;
+    int64_t low = r->nap_ns / 8;
+    if (want < low)
+        want = low;
+    if (want > r->nap_ns)
+        want = r->nap_ns;
+    r->nap_now = (r->nap_now + want) / 2;
+}
+
 void sp2_udp_reader_ready(sp2_udp_reader *r)
 {
     sp2_stream *s = r->stream;
@@ -375,7 +388,8 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
     uint64_t heaps = s->totals.heaps;
     int status = sp2_udp_reader_drain(r, s, r->fd, r->max_batches);
 #ifdef SP2_HAVE_UDP_DRAIN
-    for (int naps = 0; status == SP2_OK && r->nap_ns > 0 && naps < MAX_NAPS; naps++)
+    /* (the naps of one readiness add up to nap_ns at most: the loop and the heaps wait that long) */
+    for (int64_t napped = 0; status == SP2_OK && r->nap_ns > 0 && napped < r->nap_ns; napped += r->nap_now)
     {
         size_t got = r->received;
         if (got == 0 || got >= r->n_slots / 2)
@@ -385,11 +399,13 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
             r->nap_backoff--;
             break;
         }
-        struct timespec ts = {0, (long) r->nap_ns};
+        struct timespec ts = {0, (long) r->nap_now};
         nanosleep(&ts, NULL);
         status = sp2_udp_reader_drain(r, s, r->fd, r->max_batches);
         if (status == SP2_OK && r->received == 0)
             r->nap_backoff = 64;  /* the traffic is too sparse for napping to pay */
+        else
+            adapt_nap(r);
     }
 #endif
     if (status != SP2_OK)
@@ -419,6 +435,7 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
 void sp2_udp_reader_set_nap(sp2_udp_reader *r, int64_t nap_ns)
 {
     r->nap_ns = nap_ns > 0 && nap_ns < 1000000000 ? nap_ns : 0;
+    r->nap_now = r->nap_ns / 4;
 }
 
 void sp2_udp_reader_set_landing(sp2_udp_reader *r, int on)

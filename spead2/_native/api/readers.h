@@ -31,9 +31,10 @@ void sp2_udp_reader_attach(sp2_udp_reader *reader, sp2_stream *stream, int fd, u
                            void (*notify)(int status, int err), int notify_heaps);
 void sp2_udp_reader_ready(sp2_udp_reader *reader);
 /* Coalescing for a loop thread that only serves readers (0: off).  When a readiness brings only
- * a few datagrams, sp2_udp_reader_ready sleeps nap_ns and reads again (a few times at most), so
- * that each wake-up of the thread takes a larger batch; it stops napping for a while when a nap
- * brings nothing (sparse traffic). */
+ * a few datagrams, sp2_udp_reader_ready naps and reads again, so that each wake-up of the thread
+ * takes a larger batch.  Each nap is sized to bring about 3/4 of a batch at the rate seen (between
+ * nap_ns / 8 and nap_ns), and the naps of one readiness add up to nap_ns at most; it stops napping
+ * for a while when a nap brings nothing (sparse traffic). */
 void sp2_udp_reader_set_nap(sp2_udp_reader *reader, int64_t nap_ns);
 /* Landing (Linux; off by default): datagrams that continue the heap of the one before, in order,
  * are received with their payload straight into the heap, sparing a copy of each payload. */
