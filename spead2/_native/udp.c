@@ -35,6 +35,7 @@ struct sp2_udp_reader {
     uint64_t drops_seen;
     int64_t next_drop_note;
     size_t received;              /* datagrams the last drain read from the socket */
+    uint32_t batch_len;           /* datagrams the last batch asked for */
     int64_t nap_ns;               /* coalescing: the longest nap (sp2_udp_reader_set_nap) */
     int64_t nap_now;              /* the nap that brings about 3/4 of a batch at the current rate */
     uint32_t nap_backoff;
@@ -220,6 +221,12 @@ static uint32_t plan_landing(sp2_udp_reader *r, sp2_stream *s)
         r->msgs[i].msg_hdr.msg_iovlen = 3;
         offset += len;
     }
+    /* The heap ends within the batch: the rest of a full batch would be the next heap's, copied.
+     * Where heaps are large, ask for one datagram past the end (the next heap's first) instead,
+     * so that the next batch can land the next heap's: one more recvmmsg a heap, against copies
+     * of up to a batch. */
+    if (i < r->n_slots && (l->offset + (int64_t) l->room) / (int64_t) l->payload_size >= r->n_slots / 2)
+        r->batch_len = i + 1;
     return r->n_planned = i;
 }
 
@@ -275,10 +282,11 @@ static void settle_landing(sp2_udp_reader *r, uint32_t n)
 static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *truncated)
 {
     *truncated = 0;
+    r->batch_len = r->n_slots;
     plan_landing(r, s);
     int n;
     do
-        n = recvmmsg(fd, r->msgs, r->n_slots, MSG_DONTWAIT, NULL);
+        n = recvmmsg(fd, r->msgs, r->batch_len, MSG_DONTWAIT, NULL);
     while (n < 0 && errno == EINTR);
     int err = errno;
     settle_landing(r, n > 0 ? (uint32_t) n : 0);
@@ -298,6 +306,7 @@ static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *trunc
 {
     SP2_UNUSED(s);
     *truncated = 0;
+    r->batch_len = r->n_slots;
     r->next = r->ready = 0;
     int n = 0;
     while ((uint32_t) n < r->n_slots)
@@ -341,7 +350,7 @@ int sp2_udp_reader_drain(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t max_
         status = feed_pending(r, s);
         if (status != SP2_OK)
             return status;
-        if ((uint32_t) n < r->n_slots)
+        if ((uint32_t) n < r->batch_len)
             break;                /* the socket is (almost surely) empty: let the loop poll it */
     }
     return SP2_OK;
