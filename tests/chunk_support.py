@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +41,53 @@ typedef struct place_data {
     size_t extra_size;
 } place_data;
 """
+
+
+#: A place function in C: heap cnt c goes to chunk c / HEAPS, index c % HEAPS, offset
+#: index * HEAP_SIZE (macros), shifted by the context's int64 in ``place_context``.
+PLACE_C = (
+    PLACE_DATA_C
+    + """
+static void put(place_data *d, int64_t shift)
+{
+    int64_t cnt = d->items[0] + shift;
+    if (cnt < 0)
+        return;
+    d->chunk_id = cnt / HEAPS;
+    d->heap_index = (size_t) (cnt % HEAPS);
+    d->heap_offset = d->heap_index * HEAP_SIZE;
+}
+
+void place(void *data, size_t size)
+{
+    if (size == sizeof(place_data))
+        put((place_data *) data, 0);
+}
+
+void place_context(void *data, size_t size, void *context)
+{
+    if (size == sizeof(place_data))
+        put((place_data *) data, *(const int64_t *) context);
+}
+"""
+)
+
+
+def compile_place(directory: Path, heaps: int, heap_size: int) -> Any:
+    """PLACE_C compiled with cffi for this layout: the module (``lib.place``, ``lib.place_context``)."""
+    import cffi
+
+    name = f"_chunk_place_{heaps}_{heap_size}"
+    ffi = cffi.FFI()
+    ffi.cdef("void place(void *, size_t); void place_context(void *, size_t, void *);")
+    ffi.set_source(name, PLACE_C, define_macros=[("HEAPS", str(heaps)), ("HEAP_SIZE", str(heap_size))])
+    path = Path(ffi.compile(tmpdir=str(directory)))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules.setdefault(name, module)
+    return module
 
 
 def packet(

@@ -4,62 +4,18 @@ and in the reference's tuple form with a context pointer."""
 from __future__ import annotations
 
 import ctypes
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
-import cffi
 import pytest
-from chunk_support import HEAP_SIZE, HEAPS, PLACE_DATA_C, heaps, make_chunk, summary
+from chunk_support import HEAP_SIZE, HEAPS, compile_place, heaps, make_chunk, summary
 
 import spead2
 import spead2.recv
 
-SOURCE = (
-    PLACE_DATA_C
-    + """
-static void put(place_data *d, int64_t shift)
-{
-    int64_t cnt = d->items[0] + shift;
-    if (cnt < 0)
-        return;
-    d->chunk_id = cnt / HEAPS;
-    d->heap_index = (size_t) (cnt % HEAPS);
-    d->heap_offset = d->heap_index * HEAP_SIZE;
-}
-
-void place(void *data, size_t size)
-{
-    if (size == sizeof(place_data))
-        put((place_data *) data, 0);
-}
-
-void place_context(void *data, size_t size, void *context)
-{
-    if (size == sizeof(place_data))
-        put((place_data *) data, *(const int64_t *) context);
-}
-"""
-)
-
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    ffi = cffi.FFI()
-    ffi.cdef("void place(void *, size_t); void place_context(void *, size_t, void *);")
-    ffi.set_source(
-        "_chunk_place_c",
-        SOURCE,
-        define_macros=[("HEAPS", str(HEAPS)), ("HEAP_SIZE", str(HEAP_SIZE))],
-    )
-    path = Path(ffi.compile(tmpdir=str(tmp_path_factory.mktemp("cplace"))))
-    spec = importlib.util.spec_from_file_location("_chunk_place_c", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules.setdefault("_chunk_place_c", module)
-    return module
+    return compile_place(tmp_path_factory.mktemp("cplace"), HEAPS, HEAP_SIZE)
 
 
 def run(thread_pool: spead2.ThreadPool, place: Any, data: bytes) -> list[Any]:

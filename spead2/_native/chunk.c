@@ -65,6 +65,12 @@ struct sp2_chunk_stream {
     size_t parked_capacity;
     int64_t parked_chunk;
     sp2_chunk_counters counters;
+    /* landing (chunk_landing): the heap of the last packet placed, the sizes of the last packet
+     * that was neither a heap's first nor its last */
+    const chunk_heap *land_heap;
+    int64_t land_cnt;
+    size_t land_header_size;
+    size_t land_payload_size;
 };
 
 int sp2_chunk_new(const sp2_chunk_config *config, sp2_chunk_stream **out)
@@ -236,9 +242,10 @@ static sp2_drop_reason add_packet(sp2_chunk_stream *k, chunk_heap *h, const sp2_
                                                                    : SP2_DROP_NONE;
     if (why != SP2_DROP_NONE)
         return why;
-    if (h->nontemporal)
+    /* (a landed payload is in place already: sink checked) */
+    if (h->nontemporal && !p->landed)
         sp2_copy_nontemporal(h->dst + offset, p->payload, length);
-    else
+    else if (!p->landed)
         memcpy(h->dst + offset, p->payload, length);
     h->received += length;
     size_t pp = k->config.packet_presence_payload_size;
@@ -452,11 +459,55 @@ static chunk_heap *start_heap(sp2_chunk_stream *k, const sp2_packet *p, int *sta
     return h;
 }
 
+/* Remembers where the packet went, for chunk_landing. */
+static void note_landing(sp2_chunk_stream *k, const chunk_heap *h, const sp2_packet *p)
+{
+    const sp2_packet_info *pi = &p->info;
+    k->land_heap = h;
+    k->land_cnt = h->cnt;
+    if (pi->payload_offset > 0 && (pi->heap_length < 0 || pi->payload_offset + pi->payload_length < pi->heap_length))
+    {
+        k->land_header_size = (size_t) (pi->size - (uint64_t) pi->payload_length);
+        k->land_payload_size = (size_t) pi->payload_length;
+    }
+}
+
+/* sp2_stream_landing for a chunk stream: the rest of the last packet's heap, in its chunk.  Not
+ * where payloads go in with streaming stores (large chunks): the kernel's copy into a chunk that
+ * is not in the caches reads each line before writing it, and measured slower than receiving into
+ * the reader's buffers and streaming from there (2.81 against 2.37 µs per 9000 B packet). */
+static int chunk_landing(void *ctx, sp2_landing *out)
+{
+    sp2_chunk_stream *k = ctx;
+    const chunk_heap *h = k->land_heap;
+    if (k->config.allow_out_of_order || !h || !h->in_use || h->cnt != k->land_cnt || !h->dst || h->nontemporal
+        || h->dst == k->extra || h->heap_length < 0 || k->land_payload_size == 0
+        || h->received >= (uint64_t) h->heap_length || (uint64_t) h->heap_length > h->room)
+        return 0;
+    /* In order, nothing of the heap past `received` was written. */
+    out->cnt = h->cnt;
+    out->offset = (int64_t) h->received;
+    out->dst = h->dst + h->received;
+    out->room = (uint64_t) h->heap_length - h->received;
+    out->header_size = k->land_header_size;
+    out->payload_size = k->land_payload_size;
+    return 1;
+}
+
 static int sink(void *ctx, sp2_stream *s, const sp2_packet *p)
 {
     sp2_chunk_stream *k = ctx;
     int status = SP2_SINK_TAKEN;
     chunk_heap *h = find_heap(k, p->info.heap_cnt);
+    if (p->landed && (!h || !h->dst || h->dst + p->info.payload_offset != p->payload))
+    {
+        /* its heap ended since it landed there (evicted by others): its bytes are not to be trusted */
+        s->batch.packets++;
+        s->batch_packets++;
+        s->batch.drops[SP2_DROP_OUT_OF_ORDER]++;
+        s->drops_total++;
+        return SP2_SINK_TAKEN;
+    }
     int first = !h;
     if (first)
     {
@@ -478,7 +529,10 @@ static int sink(void *ctx, sp2_stream *s, const sp2_packet *p)
         s->drops_total++;
     }
     else if (h->dst)
+    {
         s->batch.payload_bytes += (uint64_t) p->info.payload_length;
+        note_landing(k, h, p);
+    }
     if (h->heap_length >= 0 && h->received >= (uint64_t) h->heap_length)
     {
         if (first)
@@ -492,6 +546,7 @@ void sp2_chunk_attach(sp2_chunk_stream *k, sp2_stream *s)
 {
     k->stream = s;
     s->sink = sink;
+    s->sink_landing = chunk_landing;
     s->sink_ctx = k;
 }
 

@@ -134,6 +134,17 @@ void sp2_ring_publish(sp2_ring *ring);
 void sp2_ring_close(sp2_ring *ring);   /* end of input: pops drain, then report stopped */
 
 /* ---- the stream (stream.c) ---- */
+/* Where the stream's next packets would land if they continue the heap of the last packet in
+ * order (sp2_stream_landing). */
+typedef struct sp2_landing {
+    int64_t cnt;
+    int64_t offset;               /* the heap's next payload offset */
+    uint8_t *dst;                 /* its payload buffer at that offset */
+    uint64_t room;                /* bytes from there to the end of the heap */
+    size_t header_size;
+    size_t payload_size;
+} sp2_landing;
+
 struct sp2_stream {
     sp2_config config;
     sp2_allocator *allocator;
@@ -153,6 +164,8 @@ struct sp2_stream {
      * SP2_SINK_TAKEN, SP2_SINK_STOP (a stop item) or SP2_SINK_FULL (kept aside: the owner must
      * act before more input; the sink counts its packets itself). */
     int (*sink)(void *ctx, sp2_stream *s, const sp2_packet *p);
+    /* the sink's sp2_stream_landing (NULL: none) */
+    int (*sink_landing)(void *ctx, sp2_landing *out);
     void *sink_ctx;
     int sink_full;
     /* owner thread: the first drop of each reason and incomplete heap since last taken */
@@ -169,16 +182,6 @@ struct sp2_stream {
     const void *landing_owner;    /* the reader whose landed payloads are not all fed yet */
 };
 
-/* Where the stream's next packets would land if they continue the heap of the last packet in
- * order (sp2_stream_landing). */
-typedef struct sp2_landing {
-    int64_t cnt;
-    int64_t offset;               /* the heap's next payload offset */
-    uint8_t *dst;                 /* its payload buffer at that offset */
-    uint64_t room;                /* bytes from there to the end of the heap */
-    size_t header_size;
-    size_t payload_size;
-} sp2_landing;
 
 /* Predicts where the next packets' payloads go, so that a reader can receive them straight into
  * the heap (its bytes from dst to dst + room are not written yet, and stay the heap's while it is

@@ -351,9 +351,18 @@ static void note_landing(sp2_stream *s, const sp2_live_heap *h, const sp2_packet
 
 int sp2_stream_landing(sp2_stream *s, const void *owner, sp2_landing *out)
 {
+    if (s->stopped || s->config.allow_out_of_order || s->config.memcpy_nontemporal
+        || (s->landing_owner && s->landing_owner != owner))
+        return 0;
+    if (s->sink)
+    {
+        if (!s->sink_landing || !s->sink_landing(s->sink_ctx, out))
+            return 0;
+        s->landing_owner = owner;
+        return 1;
+    }
     const sp2_live_heap *h = s->land_heap;
-    if (s->stopped || s->sink || s->config.allow_out_of_order || s->config.memcpy_nontemporal
-        || (s->landing_owner && s->landing_owner != owner) || !h || h == scratch(s) || !h->in_use
+    if (!h || h == scratch(s) || !h->in_use
         || h->cnt != s->land_cnt || s->land_payload_size == 0 || h->heap_length < 0
         || h->capacity < (uint64_t) h->heap_length || h->received_length >= (uint64_t) h->heap_length)
         return 0;
