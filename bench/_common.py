@@ -225,9 +225,11 @@ def send_reference(
 
 
 # A receiver for either implementation: a blocking stream on one UDP port until the sender's
-# stop heap; prints a JSON line of counts.  The reference's and ours take the same code.
+# stop heap; prints a JSON line of counts, and of the process's CPU seconds from "ready" to the
+# stop (without the interpreter's exit, which costs each implementation differently and would
+# weigh on short trials).  The reference's and ours take the same code.
 RECEIVER = r"""
-import json, sys
+import json, sys, time
 import spead2, spead2.recv
 port, heap_size = int(sys.argv[1]), int(sys.argv[2])
 config = spead2.recv.StreamConfig(max_heaps=4)
@@ -235,11 +237,13 @@ config.memory_allocator = spead2.MemoryPool(heap_size, heap_size + 4096, 12, 8)
 stream = spead2.recv.Stream(spead2.ThreadPool(), config, spead2.recv.RingStreamConfig(heaps=8))
 stream.add_udp_reader(port, bind_hostname="127.0.0.1")
 print("ready", flush=True)
+start = time.process_time()
 heaps = 0
 for heap in stream:
     heaps += 1
+cpu = time.process_time() - start
 stats = stream.stats
-print(json.dumps({"heaps": heaps, "packets": stats["packets"], "version": spead2.__version__,
+print(json.dumps({"heaps": heaps, "packets": stats["packets"], "version": spead2.__version__, "cpu": cpu,
                   "incomplete": stats["incomplete_heaps_evicted"] + stats["incomplete_heaps_flushed"]}))
 """
 

@@ -12,9 +12,10 @@ MemoryPool, max_heaps 4, 8-heap ring; the sender's stop heap ends it), sends abo
 --trial-seconds of heaps at a rate (the reference's own rate limiter; 0 = unlimited) and is
 lossless when every heap arrived complete.  The search: two unlimited trials, and when both are
 lossless the result is "sender-limited" (a lower bound); otherwise the rate is bisected to
---tol.  CPU per packet: the receiver process's CPU time (all threads) over its packets, median
-of 3 trials at the --cost-rates rate.  Ratios are mine / reference (lossless rate: higher is
-better; CPU: lower is better).  The reference's venv is found or created (tests/interop/refvenv.py).
+--tol.  CPU per packet: the receiver process's CPU time (all threads, from its start to the stop
+heap, not its exit) over its packets, median of 3 trials at the --cost-rates rate.  Ratios are
+mine / reference (lossless rate: higher is better; CPU: lower is better).  The reference's venv is
+found or created (tests/interop/refvenv.py).
 
 ``--receiver chunk`` runs bench/chunk_receiver.py instead (a ChunkRingStream, 8 heaps per chunk,
 a numba place function; numba and scipy are installed into the reference's venv if missing),
@@ -42,8 +43,8 @@ def trial(
     cpu = stop_chunk_receiver(child) if args.receiver == "chunk" else None
     if child.finish(timeout=5) != 0:  # a lost stop heap: killed, counted as a loss
         return False, float("nan"), 0.0
-    child.cpu = child.cpu if cpu is None else cpu
     result = _common.last_json(child.out)
+    child.cpu = float(str(result["cpu"])) if cpu is None else cpu
     packets = int(result["packets"])  # type: ignore[call-overload]
     lossless = int(result["heaps"]) == heaps and not result.get("incomplete")  # type: ignore[call-overload]
     return lossless, child.cpu / max(packets, 1) * 1e6, heaps * args.heap_size * 8e-9 / seconds
