@@ -60,6 +60,13 @@ def reference_with(explicit: str | None, packages: dict[str, str]) -> str:
     return python
 
 
+def reference_for(receiver: str, explicit: str | None) -> str:
+    """The reference's interpreter for these receivers: a chunk receiver needs numba and scipy."""
+    if receiver == "chunk":
+        return reference_with(explicit, {"numba": "numba", "scipy": "scipy"})
+    return reference_python(explicit)
+
+
 def add_worker_options(parser: argparse.ArgumentParser, reps: int = 3) -> None:
     """--cpus, --reps and --rounds of the scripts that run a worker per implementation and round."""
     parser.add_argument(

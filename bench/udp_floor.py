@@ -114,10 +114,7 @@ def main() -> int:
     parser.add_argument("--receiver", choices=["stream", "chunk"], default="stream")
     _common.add_common_options(parser)
     args = parser.parse_args()
-    if args.receiver == "chunk":
-        ref = _common.reference_with(args.ref_python, {"numba": "numba", "scipy": "scipy"})
-    else:
-        ref = _common.reference_python(args.ref_python)
+    ref = _common.reference_for(args.receiver, args.ref_python)
     rates = {int(k): float(v) for k, v in (item.split(":") for item in args.cost_rates.split(","))}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

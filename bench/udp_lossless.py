@@ -110,10 +110,7 @@ def main() -> int:
     )
     _common.add_common_options(parser)
     args = parser.parse_args()
-    if args.receiver == "chunk":
-        ref = _common.reference_with(args.ref_python, {"numba": "numba", "scipy": "scipy"})
-    else:
-        ref = _common.reference_python(args.ref_python)
+    ref = _common.reference_for(args.receiver, args.ref_python)
     cost_rates = {int(k): float(v) for k, v in (item.split(":") for item in args.cost_rates.split(","))}
     print(
         f"sender: the reference's spead2_send.py; {args.receiver} receivers: reference {ref}, "

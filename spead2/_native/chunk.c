@@ -69,8 +69,7 @@ struct sp2_chunk_stream {
      * that was neither a heap's first nor its last */
     const chunk_heap *land_heap;
     int64_t land_cnt;
-    size_t land_header_size;
-    size_t land_payload_size;
+    sp2_land_sizes land_sizes;
 };
 
 int sp2_chunk_new(const sp2_chunk_config *config, sp2_chunk_stream **out)
@@ -462,14 +461,9 @@ static chunk_heap *start_heap(sp2_chunk_stream *k, const sp2_packet *p, int *sta
 /* Remembers where the packet went, for chunk_landing. */
 static void note_landing(sp2_chunk_stream *k, const chunk_heap *h, const sp2_packet *p)
 {
-    const sp2_packet_info *pi = &p->info;
     k->land_heap = h;
     k->land_cnt = h->cnt;
-    if (pi->payload_offset > 0 && (pi->heap_length < 0 || pi->payload_offset + pi->payload_length < pi->heap_length))
-    {
-        k->land_header_size = (size_t) (pi->size - (uint64_t) pi->payload_length);
-        k->land_payload_size = (size_t) pi->payload_length;
-    }
+    sp2_land_sizes_note(&k->land_sizes, &p->info);
 }
 
 /* sp2_stream_landing for a chunk stream: the rest of the last packet's heap, in its chunk.  Not
@@ -480,18 +474,9 @@ static int chunk_landing(void *ctx, sp2_landing *out)
 {
     sp2_chunk_stream *k = ctx;
     const chunk_heap *h = k->land_heap;
-    if (k->config.allow_out_of_order || !h || !h->in_use || h->cnt != k->land_cnt || !h->dst || h->nontemporal
-        || h->dst == k->extra || h->heap_length < 0 || k->land_payload_size == 0
-        || h->received >= (uint64_t) h->heap_length || (uint64_t) h->heap_length > h->room)
-        return 0;
-    /* In order, nothing of the heap past `received` was written. */
-    out->cnt = h->cnt;
-    out->offset = (int64_t) h->received;
-    out->dst = h->dst + h->received;
-    out->room = (uint64_t) h->heap_length - h->received;
-    out->header_size = k->land_header_size;
-    out->payload_size = k->land_payload_size;
-    return 1;
+    return !k->config.allow_out_of_order && h && h->in_use && h->cnt == k->land_cnt && h->dst
+           && !h->nontemporal && h->dst != k->extra && h->heap_length >= 0 && (uint64_t) h->heap_length <= h->room
+           && sp2_landing_fill(out, &k->land_sizes, h->cnt, h->dst, h->received, h->heap_length);
 }
 
 static int sink(void *ctx, sp2_stream *s, const sp2_packet *p)

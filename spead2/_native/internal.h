@@ -145,6 +145,19 @@ typedef struct sp2_landing {
     size_t payload_size;
 } sp2_landing;
 
+/* The header and payload sizes of the last packet that was neither a heap's first (which carries
+ * the heap's items too) nor its last (short): those of the packets to come. */
+typedef struct sp2_land_sizes {
+    size_t header_size;
+    size_t payload_size;
+} sp2_land_sizes;
+
+void sp2_land_sizes_note(sp2_land_sizes *sizes, const sp2_packet_info *info);
+/* Fills out with the rest of heap cnt (heap_length bytes at base, received in order up to
+ * `received`: nothing past it was written).  Returns 0 where no packet size is known yet. */
+int sp2_landing_fill(sp2_landing *out, const sp2_land_sizes *sizes, int64_t cnt, uint8_t *base,
+                     uint64_t received, int64_t heap_length);
+
 struct sp2_stream {
     sp2_config config;
     sp2_allocator *allocator;
@@ -177,8 +190,7 @@ struct sp2_stream {
      * sizes of the last packet that was not a heap's first. */
     const sp2_live_heap *land_heap;
     int64_t land_cnt;
-    size_t land_header_size;
-    size_t land_payload_size;
+    sp2_land_sizes land_sizes;
     const void *landing_owner;    /* the reader whose landed payloads are not all fed yet */
 };
 

@@ -334,19 +334,35 @@ static sp2_live_heap *start_heap(sp2_stream *s, const sp2_packet *p, int single)
     return make_live(s, h);
 }
 
+void sp2_land_sizes_note(sp2_land_sizes *sizes, const sp2_packet_info *pi)
+{
+    if (pi->payload_offset > 0 && (pi->heap_length < 0 || pi->payload_offset + pi->payload_length < pi->heap_length))
+    {
+        sizes->header_size = (size_t) (pi->size - (uint64_t) pi->payload_length);
+        sizes->payload_size = (size_t) pi->payload_length;
+    }
+}
+
+int sp2_landing_fill(sp2_landing *out, const sp2_land_sizes *sizes, int64_t cnt, uint8_t *base,
+                     uint64_t received, int64_t heap_length)
+{
+    if (sizes->payload_size == 0 || heap_length < 0 || received >= (uint64_t) heap_length)
+        return 0;
+    out->cnt = cnt;
+    out->offset = (int64_t) received;
+    out->dst = base + received;
+    out->room = (uint64_t) heap_length - received;
+    out->header_size = sizes->header_size;
+    out->payload_size = sizes->payload_size;
+    return 1;
+}
+
 /* Remembers the packet's heap and sizes for sp2_stream_landing. */
 static void note_landing(sp2_stream *s, const sp2_live_heap *h, const sp2_packet *p)
 {
     s->land_heap = h;
     s->land_cnt = h->cnt;
-    /* A heap's first packet carries its items too, and its last is short: the sizes of the
-     * packets in between are those of the next ones. */
-    const sp2_packet_info *pi = &p->info;
-    if (pi->payload_offset > 0 && (pi->heap_length < 0 || pi->payload_offset + pi->payload_length < pi->heap_length))
-    {
-        s->land_header_size = (size_t) (pi->size - (uint64_t) pi->payload_length);
-        s->land_payload_size = (size_t) pi->payload_length;
-    }
+    sp2_land_sizes_note(&s->land_sizes, &p->info);
 }
 
 int sp2_stream_landing(sp2_stream *s, const void *owner, sp2_landing *out)
@@ -354,27 +370,19 @@ int sp2_stream_landing(sp2_stream *s, const void *owner, sp2_landing *out)
     if (s->stopped || s->config.allow_out_of_order || s->config.memcpy_nontemporal
         || (s->landing_owner && s->landing_owner != owner))
         return 0;
+    int landing;
     if (s->sink)
+        landing = s->sink_landing && s->sink_landing(s->sink_ctx, out);
+    else
     {
-        if (!s->sink_landing || !s->sink_landing(s->sink_ctx, out))
-            return 0;
-        s->landing_owner = owner;
-        return 1;
+        const sp2_live_heap *h = s->land_heap;
+        landing = h && h != scratch(s) && h->in_use && h->cnt == s->land_cnt && h->heap_length >= 0
+                  && h->capacity >= (uint64_t) h->heap_length
+                  && sp2_landing_fill(out, &s->land_sizes, h->cnt, h->payload, h->received_length, h->heap_length);
     }
-    const sp2_live_heap *h = s->land_heap;
-    if (!h || h == scratch(s) || !h->in_use
-        || h->cnt != s->land_cnt || s->land_payload_size == 0 || h->heap_length < 0
-        || h->capacity < (uint64_t) h->heap_length || h->received_length >= (uint64_t) h->heap_length)
-        return 0;
-    /* In order, nothing past received_length was written: the rest is the heap's to receive. */
-    out->cnt = h->cnt;
-    out->offset = (int64_t) h->received_length;
-    out->dst = h->payload + h->received_length;
-    out->room = (uint64_t) h->heap_length - h->received_length;
-    out->header_size = s->land_header_size;
-    out->payload_size = s->land_payload_size;
-    s->landing_owner = owner;
-    return 1;
+    if (landing)
+        s->landing_owner = owner;
+    return landing;
 }
 
 void sp2_stream_landing_done(sp2_stream *s, const void *owner)

@@ -178,8 +178,6 @@ static void take_datagram(sp2_udp_reader *r, uint32_t i, size_t len, int cut, si
     r->ready++;
 }
 
-/* Receives one batch into the slots.  Returns the number of datagrams, 0 if there are none
- * (or only a passing error), -1 on a real error. */
 #ifdef __linux__
 /* Landing: most datagrams continue the heap of the one before, in order and of the same size,
  * so the stream can say where their payloads go (sp2_stream_landing).  Each slot of the batch
@@ -279,6 +277,8 @@ static void settle_landing(sp2_udp_reader *r, uint32_t n)
     r->n_planned = 0;
 }
 
+/* Receives one batch into the slots.  Returns the number of datagrams, 0 if there are none
+ * (or only a passing error), -1 on a real error. */
 static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *truncated)
 {
     *truncated = 0;
@@ -380,7 +380,7 @@ void sp2_udp_reader_attach(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t ma
 static void adapt_nap(sp2_udp_reader *r)
 {
     int64_t want = r->nap_now * (int64_t) (3 * r->n_slots / 4 + 1) / (int64_t) r->received;
-    int64_t low = r->nap_ns / 8;
+    int64_t low = r->nap_ns >= 8 ? r->nap_ns / 8 : 1;
     if (want < low)
         want = low;
     if (want > r->nap_ns)
@@ -398,7 +398,7 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
     int status = sp2_udp_reader_drain(r, s, r->fd, r->max_batches);
 #ifdef SP2_HAVE_UDP_DRAIN
     /* (the naps of one readiness add up to nap_ns at most: the loop and the heaps wait that long) */
-    for (int64_t napped = 0; status == SP2_OK && r->nap_ns > 0 && napped < r->nap_ns; napped += r->nap_now)
+    for (int64_t napped = 0; status == SP2_OK && r->nap_ns > 0 && napped < r->nap_ns;)
     {
         size_t got = r->received;
         if (got == 0 || got >= r->n_slots / 2)
@@ -410,6 +410,7 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
         }
         struct timespec ts = {0, (long) r->nap_now};
         nanosleep(&ts, NULL);
+        napped += r->nap_now;
         status = sp2_udp_reader_drain(r, s, r->fd, r->max_batches);
         if (status == SP2_OK && r->received == 0)
             r->nap_backoff = 64;  /* the traffic is too sparse for napping to pay */
@@ -444,7 +445,7 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
 void sp2_udp_reader_set_nap(sp2_udp_reader *r, int64_t nap_ns)
 {
     r->nap_ns = nap_ns > 0 && nap_ns < 1000000000 ? nap_ns : 0;
-    r->nap_now = r->nap_ns / 4;
+    r->nap_now = r->nap_ns >= 4 ? r->nap_ns / 4 : r->nap_ns;
 }
 
 void sp2_udp_reader_set_landing(sp2_udp_reader *r, int on)
