@@ -47,7 +47,12 @@ def filled_socket(datagrams: list[bytes]) -> socket.socket:
 
 def native_reader(stream: Any) -> Any:
     """The stream's C UDP reader (kept alive by the caller, to count its landings after the stop)."""
-    (reader,) = stream._core.readers
+    assert len(stream._core.readers) == 1
+    return native_reader_at(stream, 0)
+
+
+def native_reader_at(stream: Any, index: int) -> Any:
+    reader = stream._core.readers[index]
     assert isinstance(reader, udp.UdpReader)
     return reader._native
 
@@ -165,6 +170,38 @@ def test_interleaved_heaps_at_the_predicted_offsets(
         (501, [(ITEM, bytes(pair[1].items[0].value))]),
     ]
     assert receive(thread_pool, monkeypatch, datagrams, landing=False)[:2] == (got, stats)
+
+
+def test_two_readers_of_one_stream(thread_pool: spead2.ThreadPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sockets of one stream, each with heaps of its own, and a small ring, so that readers
+    pause with landed payloads not fed yet while the other reads: each heap arrives whole."""
+    heaps = heaps_of([200_000, 150_000, 300_000, 90_000, 120_000, 250_000, 80_000, 170_000], seed=11)
+    encoder = Encoder(max_packet_size=9000)
+    halves = [encoder.stream_packets(heaps[:4]), encoder.stream_packets(heaps[4:])]
+
+    def run(landing: bool) -> tuple[Received, int]:
+        monkeypatch.setattr(udp, "LANDING", landing)
+        socks = [filled_socket(half) for half in halves]
+        config = spead2.recv.StreamConfig(max_heaps=4, explicit_start=True)
+        stream = spead2.recv.Stream(thread_pool, config, spead2.recv.RingStreamConfig(heaps=2))
+        for sock in socks:
+            stream.add_udp_reader(sock, max_size=MAX_SIZE)
+        natives = [native_reader_at(stream, i) for i in range(2)]
+        stream.start()
+        got = []
+        for heap in stream:
+            got.append(contents(heap))
+            if len(got) == len(heaps):
+                break
+        stream.stop()
+        for sock in socks:
+            sock.close()
+        return sorted(got), sum(int(lib.sp2_udp_reader_landed(native)) for native in natives)
+
+    got, landed = run(True)
+    assert got == sorted(expected(heaps))
+    assert landed > 0
+    assert run(False) == (got, 0)
 
 
 @pytest.mark.asyncio
