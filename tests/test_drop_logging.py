@@ -138,6 +138,30 @@ def test_truncated_datagram_logs_the_reference_line(
     assert (logging.INFO, "dropped packet due to truncation") in lines
 
 
+@pytest.mark.parametrize(
+    ("kept", "line"),
+    [
+        (130, REJECTED + "payload length overflows packet size (140 > 130)"),
+        (40, REJECTED + "payload length overflows packet size (140 > 40)"),
+        (20, REJECTED + "the items overflow the packet"),
+        (5, REJECTED + "too small (5 bytes)"),
+    ],
+)
+def test_buffer_ending_inside_a_packet_logs_the_reference_line(
+    kept: int, line: str, thread_pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (lines recorded from the reference given the same buffers)
+    data = part(1, 0, 10, 10) + part(2, 0, 100, 100)[:kept]
+    stream = spead2.recv.Stream(thread_pool)
+    with caplog.at_level(logging.INFO, logger="spead2"):
+        stream.add_buffer_reader(data)
+        cnts = [heap.cnt for heap in stream]
+        stream.stop()
+    assert cnts == [1]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "spead2"]
+    assert (logging.INFO, line) in lines, lines
+
+
 # search_dist as the reference counts it: one per packet matched to the live heaps (recorded
 # from spead2 4.5.1 with max_heaps=4 over a buffer reader)
 SEARCH_DIST = {

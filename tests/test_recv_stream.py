@@ -301,3 +301,19 @@ def test_dropped_stream_releases_its_readers(thread_pool: spead2.ThreadPool) -> 
     while queue._listeners and time.monotonic() < deadline:
         time.sleep(0.01)
     assert queue._listeners == []
+
+
+def test_iteration_keeps_an_unnamed_stream(thread_pool: spead2.ThreadPool) -> None:
+    # ``for heap in make_stream()``: only the iterator holds the stream, and a dropped stream
+    # stops; as with the reference, the iteration must keep it (it got a handful of 2000 heaps)
+    def make_stream() -> spead2.recv.Stream:
+        stream = spead2.recv.Stream(thread_pool, StreamConfig(max_heaps=4), RingStreamConfig(heaps=4))
+        stream.add_buffer_reader(heaps_bytes(range(1, 2001)))
+        return stream
+
+    cnts = []
+    for heap in make_stream():
+        if not cnts:
+            gc.collect()  # (also where reference cycles are what holds the stream)
+        cnts.append(heap.cnt)
+    assert cnts == list(range(1, 2001))

@@ -564,3 +564,11 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
     fold_batch(s);
     return status;
 }
+
+void sp2_stream_drop_partial(sp2_stream *s, const uint8_t *data, size_t size)
+{
+    sp2_packet p;
+    sp2_decode(data, size, 0, &p);
+    count_drop(s, SP2_DROP_TOO_SHORT, &p.info, size, 0);
+    fold_batch(s);
+}

@@ -125,10 +125,11 @@ class StreamCore:
             return None
         return wrap_heap(raw)
 
-    def heaps(self, timeout_ns: int) -> Iterator[Heap | IncompleteHeap]:
+    def heaps(self, timeout_ns: int, owner: object = None) -> Iterator[Heap | IncompleteHeap]:
         """Every heap as it comes, until ``drained()``; each wait in C lasts up to ``timeout_ns``
         (then Python gets a look in, for signals).  ``pop`` inlined: the per-heap path of most
-        consumers."""
+        consumers.  ``owner`` (the stream) is held while the iteration lasts: ``for heap in
+        Stream(...)`` names no stream, and a stream that is dropped stops."""
         pop, stream = lib.sp2_ring_pop, self._stream
         while True:
             raw = pop(stream, timeout_ns)
@@ -213,6 +214,10 @@ class StreamCore:
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         lib.sp2_stream_count_drop(self._stream, drop_reason_value(reason), n)
+
+    def drop_partial(self, data: Any, size: int) -> None:
+        """A byte stream ended inside a packet (``size`` bytes of it at ``data``)."""
+        lib.sp2_stream_drop_partial(self._stream, data, size)
 
     def handle_status(self, status: int) -> None:
         """Acts on a kernel feed's status (pause, stop, wake waiters, log drops); readers whose own

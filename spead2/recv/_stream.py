@@ -242,7 +242,7 @@ class Stream(_StreamBase):
 
     def __iter__(self) -> Iterator[AnyHeap]:
         self._check_thread()
-        return self._core.heaps(POLL_NS)
+        return self._core.heaps(POLL_NS, self)
 
 
 #: Also exported as spead2.recv.Ringbuffer (the reference only has Stream.Ringbuffer).

@@ -134,6 +134,9 @@ int sp2_stream_add_datagrams(sp2_stream *stream, const uint8_t *const *data, con
  * max_packet (0 = no limit) rejects larger packets as bad. */
 int sp2_stream_add_bytes(sp2_stream *stream, const uint8_t *data, size_t size, size_t max_packet,
                          size_t *consumed);
+/* A byte stream ended inside a packet (size bytes of it at data): counts it too short, with the
+ * sizes its header gives for the log. */
+void sp2_stream_drop_partial(sp2_stream *stream, const uint8_t *data, size_t size);
 /* The input has ended (or a reader failed): flush the live heaps and stop the ring. */
 void sp2_stream_stop_received(sp2_stream *stream);
 /* Finishes the live heaps now, as the stop does, and goes on (the descriptor decoder's stream:

@@ -43,6 +43,6 @@ class BufferReader(SteppedReader):
             # End of the buffer, a truncated last packet, or one that cannot be decoded: as with
             # the reference, the rest of the buffer is ignored and the stream ends.
             if status == PARTIAL:
-                self._core.count_drop("too_short")
+                self._core.drop_partial(self._data + self._pos, self._size - self._pos)
             assert status in (OK, PARTIAL, BAD_PACKET)
             self._core.reader_finished(self)
