@@ -20,7 +20,7 @@ from spead2._kernel import ensure, ffi, lib
 from spead2._kstream import kernel_config, new_stream
 from spead2._memory import MemoryPool
 from spead2.recv._config import RingStreamConfig, StreamConfig
-from spead2.recv._heap import Heap, IncompleteHeap, wrap_heap
+from spead2.recv._heap import Heap, IncompleteHeap, _gc, _heap_free, _new, wrap_heap
 from spead2.recv._stats import StreamStats
 
 _logger = logging.getLogger("spead2")
@@ -131,10 +131,14 @@ class StreamCore:
         consumers.  ``owner`` (the stream) is held while the iteration lasts: ``for heap in
         Stream(...)`` names no stream, and a stream that is dropped stops."""
         pop, stream = lib.sp2_ring_pop, self._stream
+        new, gc, free = _new, _gc, _heap_free
         while True:
             raw = pop(stream, timeout_ns)
             if raw:
-                yield wrap_heap(raw)
+                heap = new(Heap if raw.complete else IncompleteHeap)
+                heap._owner = gc(raw, free)
+                heap._payload = None
+                yield heap
             elif self.drained():
                 return
 
