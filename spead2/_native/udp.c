@@ -35,9 +35,11 @@ struct sp2_udp_reader {
     uint64_t drops_seen;
     int64_t next_drop_note;
     size_t received;              /* datagrams the last drain read from the socket */
+    size_t received_bytes;        /* and their bytes */
+    int rcvbuf;                   /* the socket's SO_RCVBUF (0: unknown) */
     uint32_t batch_len;           /* datagrams the last batch asked for */
     int64_t nap_ns;               /* coalescing: the longest nap (sp2_udp_reader_set_nap) */
-    int64_t nap_now;              /* the nap that brings about 3/4 of a batch at the current rate */
+    int64_t nap_now;              /* the nap that brings nap_goal datagrams at the current rate */
     uint32_t nap_backoff;
     const uint8_t **payloads;     /* per batch entry: where its payload landed, or NULL */
 #if defined(SP2_HAVE_UDP_DRAIN) && defined(__linux__)
@@ -297,7 +299,10 @@ static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *trunc
     }
     r->next = r->ready = 0;
     for (int i = 0; i < n; i++)
+    {
         take_datagram(r, (uint32_t) i, r->msgs[i].msg_len, r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC, truncated);
+        r->received_bytes += r->msgs[i].msg_len;
+    }
     r->received += (size_t) n;
     return n;
 }
@@ -322,6 +327,7 @@ static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *trunc
         }
         r->payloads[n] = NULL;
         take_datagram(r, (uint32_t) n, (size_t) len, 0, truncated);
+        r->received_bytes += (size_t) len;
         n++;
     }
     r->received += (size_t) n;
@@ -333,6 +339,7 @@ static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *trunc
 int sp2_udp_reader_drain(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t max_batches)
 {
     r->received = 0;
+    r->received_bytes = 0;
     int status = feed_pending(r, s);
     if (status != SP2_OK)
         return status;
@@ -372,14 +379,43 @@ void sp2_udp_reader_attach(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t ma
     r->notify_heaps = notify_heaps;
     r->drops_seen = sp2_stream_drops_total(s);
     r->next_drop_note = 0;
+#ifdef SP2_HAVE_UDP_DRAIN
+    socklen_t len = sizeof(r->rcvbuf);
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &r->rcvbuf, &len) != 0)
+        r->rcvbuf = 0;
+#endif
 }
 
-/* After a nap brought r->received datagrams: the nap that would bring about 3/4 of a batch,
- * between an eighth of the longest nap and the longest, moved halfway there.  Each nap is a pair
- * of context switches, so the fewer the better, while the socket buffer holds what comes. */
+/* How many datagrams a wake-up should find: NAP_GOAL, or fewer where they would fill more than a
+ * quarter of the socket's buffer (the rest absorbs a late wake-up).  The kernel charges each
+ * datagram its buffer's true size: a power of two above the data and headroom, plus the socket
+ * buffer's own struct; this errs large.  Below NAP_GOAL_MIN there is no napping: a buffer that
+ * small (stock kernels cap SO_RCVBUF at 416 KiB: 6 jumbo datagrams to a quarter of it) gathers
+ * too little for a nap to pay. */
+enum { NAP_GOAL = 192, NAP_GOAL_MIN = 16 };
+
+static size_t nap_goal(const sp2_udp_reader *r)
+{
+    size_t goal = NAP_GOAL;
+    if (r->rcvbuf > 0 && r->received > 0)
+    {
+        size_t truesize = 1024;
+        while (truesize < r->received_bytes / r->received + 512 && truesize < ((size_t) 1 << 20))
+            truesize *= 2;
+        size_t fits = (size_t) r->rcvbuf / 4 / (truesize + 512);
+        if (fits < goal)
+            goal = fits;
+    }
+    return goal;
+}
+
+/* After a nap brought r->received datagrams: the nap that would bring nap_goal, between an
+ * eighth of the longest nap and the longest, moved halfway there.  Each nap is a pair of context
+ * switches (and on one CPU, the consumer's wake-ups come with them), so the fewer the better,
+ * while the socket buffer holds what comes. */
 static void adapt_nap(sp2_udp_reader *r)
 {
-    int64_t want = r->nap_now * (int64_t) (3 * r->n_slots / 4 + 1) / (int64_t) r->received;
+    int64_t want = r->nap_now * (int64_t) (nap_goal(r) + 1) / (int64_t) r->received;
     int64_t low = r->nap_ns >= 8 ? r->nap_ns / 8 : 1;
     if (want < low)
         want = low;
@@ -400,9 +436,10 @@ void sp2_udp_reader_ready(sp2_udp_reader *r)
     /* (the naps of one readiness add up to nap_ns at most: the loop and the heaps wait that long) */
     for (int64_t napped = 0; status == SP2_OK && r->nap_ns > 0 && napped < r->nap_ns;)
     {
-        size_t got = r->received;
-        if (got == 0 || got >= r->n_slots / 2)
-            break;                /* nothing came (nothing to coalesce) / batches are full */
+        size_t got = r->received, goal = nap_goal(r);
+        if (got == 0 || 3 * got >= 2 * goal || goal < NAP_GOAL_MIN)
+            break;                /* nothing came (nothing to coalesce) / enough came / the
+                                     socket's buffer is too small to gather enough */
         if (r->nap_backoff > 0)
         {
             r->nap_backoff--;
