@@ -4,9 +4,11 @@ datagrams give with landing off: the same heaps, the same bytes, the same statis
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -105,6 +107,38 @@ def test_in_order_heaps_land(
     assert 0 < landed <= len(datagrams) - len(heaps)
     off, off_stats, off_landed = receive(thread_pool, monkeypatch, datagrams, landing=False)
     assert (off, off_stats, off_landed) == (got, stats, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_one_cpu_small_ring(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where the loop thread shares the consumer's one CPU, it keeps the consumer's wake-ups until
+    # it sleeps (sp2_ring_hold), and a small ring fills and pauses it over and over: every heap
+    # must still come, whole and in order.
+    heaps = heaps_of([5000] * 300, seed=7)
+    datagrams = Encoder(max_packet_size=1472).stream_packets(heaps)
+    got: list[Received] = []
+
+    def body() -> None:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        thread_pool = spead2.ThreadPool()  # (its loop thread inherits the pinning)
+        sock = filled_socket([*datagrams, *Encoder(max_packet_size=1472).stop_packets(1 << 30)])
+        stream = spead2.recv.Stream(
+            thread_pool,
+            spead2.recv.StreamConfig(max_heaps=4, explicit_start=True),
+            spead2.recv.RingStreamConfig(heaps=2),
+        )
+        stream.add_udp_reader(sock, max_size=MAX_SIZE)
+        stream.start()
+        got.append([contents(heap) for heap in stream])
+        stream.stop()
+        sock.close()
+        thread_pool.stop()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert got == [expected(heaps)]
 
 
 def perturbed(datagrams: list[bytes], rng: random.Random, foreign_cnt: int = 999) -> list[bytes]:

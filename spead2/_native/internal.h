@@ -110,6 +110,7 @@ typedef struct sp2_ring {
     int waiters;
     int producer_waiting;
     int wake_pending;             /* a waiting consumer is owed a wake-up (see sp2_ring_publish) */
+    int held;                     /* producer: batch ends keep that wake-up (sp2_ring_hold) */
     sp2_ring_side producer;
     sp2_ring_side consumer;
     int same_thread;              /* the producer never waits in C: the consumer shares its thread */
@@ -131,6 +132,10 @@ int sp2_ring_push(sp2_ring *ring, sp2_heap_impl *heap);
 int sp2_ring_want_space(sp2_ring *ring, int64_t wait_ns, int *blocked);
 /* Owner thread, at the end of each batch of input: delivers a wake-up that pushes deferred. */
 void sp2_ring_publish(sp2_ring *ring);
+/* Owner thread: where producer and consumer share one CPU, the ends of batches keep deferred
+ * wake-ups until sp2_ring_release, e.g. over all the batches a reader takes before it sleeps. */
+void sp2_ring_hold(sp2_ring *ring);
+void sp2_ring_release(sp2_ring *ring);
 void sp2_ring_close(sp2_ring *ring);   /* end of input: pops drain, then report stopped */
 
 /* ---- the stream (stream.c) ---- */

@@ -326,7 +326,8 @@ int sp2_ring_push(sp2_ring *r, sp2_heap_impl *h)
     return result;
 }
 
-void sp2_ring_publish(sp2_ring *r)
+/* Delivers a wake-up that pushes deferred. */
+static void deliver(sp2_ring *r)
 {
     store_if_changed(&r->producer.busy, 0);
     /* wake_pending is only written by the producer (this thread) */
@@ -340,6 +341,29 @@ void sp2_ring_publish(sp2_ring *r)
         sp2_cond_signal(&r->data_cond);
 }
 
+void sp2_ring_publish(sp2_ring *r)
+{
+    if (r->held && one_cpu(r))
+        store_if_changed(&r->producer.busy, 0);
+    else
+        deliver(r);
+}
+
+/* On one CPU a consumer woken at the end of each batch takes the CPU then and there (the
+ * scheduler favours a task that slept), so a reader that takes several batches per wake-up
+ * (naps included) would hand over a heap or two per switch; held, it hands over all it got, when
+ * it is about to sleep anyway. */
+void sp2_ring_hold(sp2_ring *r)
+{
+    r->held = 1;
+}
+
+void sp2_ring_release(sp2_ring *r)
+{
+    r->held = 0;
+    deliver(r);
+}
+
 static int make_space_fd_locked(sp2_ring *r);
 
 static int has_room_locked(const sp2_ring *r)
@@ -351,7 +375,7 @@ int sp2_ring_want_space(sp2_ring *r, int64_t wait_ns, int *blocked)
 {
     if (__atomic_load_n(&r->same_thread, __ATOMIC_RELAXED) != (wait_ns == 0))
         __atomic_store_n(&r->same_thread, wait_ns == 0, __ATOMIC_RELAXED);
-    sp2_ring_publish(r);   /* a consumer must not sleep on a full ring */
+    deliver(r);   /* a consumer must not sleep on a full ring */
     sp2_mutex_lock(&r->lock);
     *blocked = !has_room_locked(r);
     if (wait_ns > 0 && *blocked && worth_spinning(r, &r->consumer))
