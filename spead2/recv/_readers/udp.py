@@ -58,7 +58,7 @@ MAX_BATCHES = 16
 #: larger batch (see sp2_udp_reader_set_nap).  The naps fit the rate and the socket's buffer
 #: (nap_goal in udp.c) and add up to this much per readiness at most; none once a wake-up finds
 #: enough, nor while traffic is sparse.  0 turns it off.
-COALESCE_NS = int(os.environ.get("SPEAD2_UDP_COALESCE_NS", "1000000"))
+COALESCE_NS = int(os.environ.get("SPEAD2_UDP_COALESCE_NS", "500000"))
 #: Use the native drain where it is available (tests turn it off to cover the portable path).
 USE_NATIVE = bool(lib.sp2_udp_reader_supported())
 #: Receive payloads that continue a heap in order straight into it (Linux; see
