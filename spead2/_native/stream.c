@@ -2,7 +2,7 @@
 #include "internal.h"
 
 enum { FINISH_COMPLETE, FINISH_EVICTED, FINISH_FLUSHED };
-enum { PREFETCH_AHEAD = 2048, PREFETCH_MAX_PACKET = 4096 };
+enum { PREFETCH_AHEAD = 2048, PREFETCH_MAX_PACKET = 4096, PAGE_KICK_AHEAD = 16384, PAGE_BYTES = 4096 };
 
 const char *sp2_build_id(void)
 {
@@ -518,7 +518,7 @@ int sp2_stream_add_landed(sp2_stream *s, const uint8_t *const *data, const size_
 
 int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t max_packet, size_t *consumed)
 {
-    size_t pos = 0;
+    size_t pos = 0, kicked = 0;
     int status = SP2_OK;
     if (s->stopped)
         status = SP2_STOPPED;
@@ -548,9 +548,21 @@ int sp2_stream_add_bytes(sp2_stream *s, const uint8_t *data, size_t size, size_t
          * gained nothing), into the caches that the copy reads from: a non-temporal prefetch
          * (locality 0) measured no better than none, 270 ns per 1472 B packet against 185. */
         if (p.info.size <= PREFETCH_MAX_PACKET)
+        {
             for (size_t ahead = PREFETCH_AHEAD; ahead < PREFETCH_AHEAD + p.info.size; ahead += 64)
                 if (pos + ahead < size)
                     __builtin_prefetch(data + pos + ahead, 0, 2);
+        }
+        else
+        {
+            /* Large packets: the line prefetch above gained nothing, but one touch per page
+             * 16 KiB ahead keeps the hardware prefetchers going from page to page (9000 B
+             * packets, 64 KiB and 1 MiB heaps, pinned: 6-8 % less time a heap; 1472 B packets
+             * gained nothing from it over the line prefetch). */
+            for (kicked = kicked > pos ? kicked : pos; kicked < pos + PAGE_KICK_AHEAD && kicked < size;
+                 kicked += PAGE_BYTES)
+                __builtin_prefetch(data + kicked, 0, 2);
+        }
 #endif
         pos += (size_t) p.info.size;
         if (process_packet(s, &p))
