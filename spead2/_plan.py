@@ -66,7 +66,7 @@ def _value(entry: Entry, record: Record, payload: Callable[[], np.ndarray], hab:
         _, _, shape, order, dtype, target, nbytes, scalar = entry
         if immediate or length < nbytes:
             return NotImplemented
-        value = np.ndarray(shape, dtype, payload(), where, order=order)
+        value = np.ndarray(shape, dtype, payload(), where, None, order)  # order=: 190 ns more
         if target is not None:
             value = value.astype(target)
         return value[()] if scalar else value

@@ -254,6 +254,24 @@ def test_item_values_outlive_the_heap(thread_pool: spead2.ThreadPool) -> None:
     assert int(value.sum()) == 7000
 
 
+def test_an_item_value_holds_the_heap_memory_until_it_goes(thread_pool: spead2.ThreadPool) -> None:
+    pool = spead2.MemoryPool(1000, 2000, 8, 4)
+    heap_desc = ENC.descriptor(0x1000, "x", "", (1500,), np.dtype(np.uint8))
+    data = b"".join(ENC.packets(EncHeap(1, [Item(0x1000, bytes(1500))], [heap_desc])))
+    stream = spead2.recv.Stream(thread_pool, StreamConfig(memory_allocator=pool))
+    stream.add_buffer_reader(data)
+    (heap,) = list(stream)
+    ig = spead2.ItemGroup()
+    ig.update(heap)
+    held = pool._free_count
+    del heap, stream
+    gc.collect()
+    assert pool._free_count == held  # the value still uses the heap's buffer
+    del ig
+    gc.collect()
+    assert pool._free_count == held + 1  # and gives it back with the last view
+
+
 def test_heaps_use_the_configured_pool(thread_pool: spead2.ThreadPool) -> None:
     pool = spead2.MemoryPool(1000, 2000, 8, 4)
     stream = spead2.recv.Stream(thread_pool, StreamConfig(memory_allocator=pool), RingStreamConfig(heaps=8))
