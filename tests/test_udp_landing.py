@@ -109,6 +109,35 @@ def test_in_order_heaps_land(
     assert (off, off_stats, off_landed) == (got, stats, 0)
 
 
+def test_each_large_heap_lands_after_a_pause(
+    thread_pool: spead2.ThreadPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """64 KiB heaps in 9000 B datagrams (8 a heap), each sent once the one before is received, so
+    the socket is empty at every heap's end: the reader reads each heap's first datagram alone (a
+    full batch would copy the datagrams of the heap already in), then lands the rest of the heap."""
+    monkeypatch.setattr(udp, "LANDING", True)
+    heaps = heaps_of([65536] * 6, seed=64)
+    encoder = Encoder(max_packet_size=9000)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    stream = spead2.recv.Stream(thread_pool, spead2.recv.StreamConfig(max_heaps=4))
+    stream.add_udp_reader(sock, max_size=MAX_SIZE)
+    native = native_reader(stream)
+    got = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        for heap in heaps:
+            datagrams = encoder.packets(heap)
+            for datagram in datagrams:
+                out.sendto(datagram, sock.getsockname())
+            got.append(contents(stream.get()))
+    stream.stop()
+    sock.close()
+    assert got == expected(heaps)
+    # every heap's but the first: its first datagram is copied, the other 7 land
+    assert len(datagrams) == 8
+    assert int(lib.sp2_udp_reader_landed(native)) >= 7 * (len(heaps) - 1)
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_one_cpu_small_ring(monkeypatch: pytest.MonkeyPatch) -> None:
     # Where the loop thread shares the consumer's one CPU, it keeps the consumer's wake-ups until

