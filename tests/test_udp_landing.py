@@ -170,6 +170,39 @@ def test_one_cpu_small_ring(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got == [expected(heaps)]
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_one_cpu_reader_does_not_wait_at_each_batch_end() -> None:
+    # On the consumer's one CPU the consumer cannot run before the loop thread sleeps, so a reader
+    # past a full ring goes on to the end of its wake-up (here two batches of datagrams, 40 heaps
+    # into a ring of 8) rather than wait for the consumer at the end of the first batch.
+    heaps = heaps_of([2000] * 40, seed=8)
+    datagrams = Encoder(max_packet_size=1472).stream_packets(heaps)
+    assert 64 < len(datagrams) <= 128  # (a batch is 64 datagrams)
+    got: list[tuple[Received, int]] = []
+
+    def body() -> None:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        thread_pool = spead2.ThreadPool()
+        sock = filled_socket([*datagrams, *Encoder(max_packet_size=1472).stop_packets(1 << 30)])
+        stream = spead2.recv.Stream(
+            thread_pool,
+            spead2.recv.StreamConfig(max_heaps=4, explicit_start=True),
+            spead2.recv.RingStreamConfig(heaps=8),
+        )
+        stream.add_udp_reader(sock, max_size=MAX_SIZE)
+        stream.start()
+        got.append(([contents(heap) for heap in stream], stream.stats["worker_blocked"]))
+        stream.stop()
+        sock.close()
+        thread_pool.stop()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert got == [(expected(heaps), 0)]
+
+
 def perturbed(datagrams: list[bytes], rng: random.Random, foreign_cnt: int = 999) -> list[bytes]:
     """The datagrams with what a network or a hostile sender may do to them."""
     out = list(datagrams)

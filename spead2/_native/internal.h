@@ -136,6 +136,10 @@ void sp2_ring_publish(sp2_ring *ring);
  * wake-ups until sp2_ring_release, e.g. over all the batches a reader takes before it sleeps. */
 void sp2_ring_hold(sp2_ring *ring);
 void sp2_ring_release(sp2_ring *ring);
+/* Whether the producer holds the consumer's wake-up (sp2_ring_hold) on the consumer's own CPU:
+ * the consumer cannot run before the producer sleeps, so a producer past a full ring need not
+ * wait for it at each batch's end, only when the overfill is spent. */
+int sp2_ring_held_on_one_cpu(const sp2_ring *ring);
 void sp2_ring_close(sp2_ring *ring);   /* end of input: pops drain, then report stopped */
 
 /* ---- the stream (stream.c) ---- */

@@ -358,6 +358,11 @@ void sp2_ring_hold(sp2_ring *r)
     r->held = 1;
 }
 
+int sp2_ring_held_on_one_cpu(const sp2_ring *r)
+{
+    return r->held && one_cpu(r);
+}
+
 void sp2_ring_release(sp2_ring *r)
 {
     r->held = 0;

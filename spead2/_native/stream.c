@@ -479,7 +479,7 @@ static int must_pause(sp2_stream *s)
  * (with a deferred pause, see SP2_PUSH_DEFER)? */
 static int must_pause_at_end(sp2_stream *s, int status)
 {
-    if (status != SP2_OK || !s->ring_full_at_end)
+    if (status != SP2_OK || !s->ring_full_at_end || sp2_ring_held_on_one_cpu(&s->ring))
         return 0;
     s->ring_full_at_end = 0;
     s->ring_full = 1;
