@@ -9,6 +9,7 @@ import random
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -341,6 +342,17 @@ def receive_chunks(
     and a stop, its statistics, and the number of payloads that landed."""
     monkeypatch.setattr(udp, "LANDING", landing)
     sock = filled_socket([*datagrams, *Encoder(max_packet_size=1472).stop_packets(1 << 30)])
+    stream = chunk_stream(thread_pool, place, sock)
+    native = native_reader(stream)
+    stream.start()
+    got = chunks_of(stream)
+    stream.stop()
+    sock.close()
+    return got, comparable(stream.stats), int(lib.sp2_udp_reader_landed(native))
+
+
+def chunk_stream(thread_pool: spead2.ThreadPool, place: Any, sock: socket.socket) -> Any:
+    """A chunk stream (explicit start) reading sock, with its free chunks."""
     ring = N_CHUNKS + 2
     stream = spead2.recv.ChunkRingStream(
         thread_pool,
@@ -357,14 +369,13 @@ def receive_chunks(
             )
         )
     stream.add_udp_reader(sock, max_size=MAX_SIZE)
-    native = native_reader(stream)
-    stream.start()
-    got = [
+    return stream
+
+
+def chunks_of(stream: Any) -> Chunks:
+    return [
         (c.chunk_id, list(np.asarray(c.present)), bytes(np.asarray(c.data))) for c in stream.data_ringbuffer
     ]
-    stream.stop()
-    sock.close()
-    return got, comparable(stream.stats), int(lib.sp2_udp_reader_landed(native))
 
 
 def present_only(chunks: Chunks) -> Chunks:
@@ -396,6 +407,45 @@ def test_chunk_stream_lands(
     assert got == want
     assert landed > len(heaps)  # (the rest of each heap after its first batch)
     assert receive_chunks(thread_pool, monkeypatch, c_place, datagrams, landing=False) == (got, stats, 0)
+
+
+def test_chunk_stream_lands_each_large_heap_after_a_pause(
+    thread_pool: spead2.ThreadPool, monkeypatch: pytest.MonkeyPatch, c_place: Any
+) -> None:
+    """As test_each_large_heap_lands_after_a_pause, into chunks: heaps of 40000 B in 9000 B
+    datagrams (5 a heap), each sent once the stream has taken the one before."""
+    monkeypatch.setattr(udp, "LANDING", True)
+    heaps = heaps_of([CHUNK_HEAP_SIZE] * (2 * CHUNK_HEAPS), seed=6)
+    for cnt, h in enumerate(heaps):
+        h.cnt = cnt
+    encoder = Encoder(max_packet_size=9000)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    stream = chunk_stream(thread_pool, c_place, sock)
+    native = native_reader(stream)
+    stream.start()
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        for heap in heaps:
+            datagrams = encoder.packets(heap)
+            for datagram in datagrams:
+                out.sendto(datagram, sock.getsockname())
+            sent += len(datagrams)
+            deadline = time.monotonic() + 30
+            while stream.stats["packets"] < sent:  # (no event says so: the reader is in C)
+                assert time.monotonic() < deadline, "timed out"
+                time.sleep(0.001)
+        for datagram in encoder.stop_packets(len(heaps)):
+            out.sendto(datagram, sock.getsockname())
+    got = chunks_of(stream)
+    stream.stop()
+    sock.close()
+    payloads = [bytes(h.items[0].value) for h in heaps]
+    assert got == [
+        (c, [1] * CHUNK_HEAPS, b"".join(payloads[c * CHUNK_HEAPS : (c + 1) * CHUNK_HEAPS])) for c in range(2)
+    ]
+    # every heap's but the first: its first datagram is copied, the other 4 land
+    assert int(lib.sp2_udp_reader_landed(native)) >= 4 * (len(heaps) - 1)
 
 
 def test_chunk_stream_perturbed_same_as_without_landing(

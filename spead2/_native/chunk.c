@@ -466,7 +466,8 @@ static void note_landing(sp2_chunk_stream *k, const chunk_heap *h, const sp2_pac
     sp2_land_sizes_note(&k->land_sizes, &p->info);
 }
 
-/* sp2_stream_landing for a chunk stream: the rest of the last packet's heap, in its chunk.  Not
+/* sp2_stream_landing for a chunk stream: the rest of the last packet's heap, in its chunk (once that
+ * heap has ended, next_heap says whether the next is worth a datagram read alone).  Not
  * where payloads go in with streaming stores (large chunks): the kernel's copy into a chunk that
  * is not in the caches reads each line before writing it, and measured slower than receiving into
  * the reader's buffers and streaming from there (2.81 against 2.37 µs per 9000 B packet). */
@@ -474,8 +475,14 @@ static int chunk_landing(void *ctx, sp2_landing *out)
 {
     sp2_chunk_stream *k = ctx;
     const chunk_heap *h = k->land_heap;
-    return !k->config.allow_out_of_order && h && h->in_use && h->cnt == k->land_cnt && h->dst
-           && !h->nontemporal && h->dst != k->extra && h->heap_length >= 0 && (uint64_t) h->heap_length <= h->room
+    if (k->config.allow_out_of_order || !h)
+        return 0;
+    if (!h->in_use || h->cnt != k->land_cnt)
+    {
+        out->next_heap = sp2_land_large(k->land_sizes.heap_length, k->land_sizes.payload_size);
+        return 0;
+    }
+    return h->dst && !h->nontemporal && h->dst != k->extra && h->heap_length >= 0 && (uint64_t) h->heap_length <= h->room
            && sp2_landing_fill(out, &k->land_sizes, h->cnt, h->dst, h->received, h->heap_length);
 }
 
