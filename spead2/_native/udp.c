@@ -304,6 +304,8 @@ static int receive_batch(sp2_udp_reader *r, sp2_stream *s, int fd, size_t *trunc
         n = recvmmsg(fd, r->msgs, r->batch_len, MSG_DONTWAIT, NULL);
     while (n < 0 && errno == EINTR);
     int err = errno;
+    if (n <= 0 && r->batch_len == 1)
+        r->probed = 0;            /* the socket was empty: the next datagram is still to read alone */
     settle_landing(r, n > 0 ? (uint32_t) n : 0);
     if (n < 0)
     {
