@@ -139,14 +139,10 @@ def test_each_large_heap_lands_after_a_pause(
     assert int(lib.sp2_udp_reader_landed(native)) >= 7 * (len(heaps) - 1)
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
-def test_one_cpu_small_ring(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Where the loop thread shares the consumer's one CPU, it keeps the consumer's wake-ups until
-    # it sleeps (sp2_ring_hold), and a small ring fills and pauses it over and over: every heap
-    # must still come, whole and in order.
-    heaps = heaps_of([5000] * 300, seed=7)
-    datagrams = Encoder(max_packet_size=1472).stream_packets(heaps)
-    got: list[Received] = []
+def receive_on_one_cpu(datagrams: list[bytes], ring_heaps: int) -> tuple[Received, int]:
+    """What a blocking stream delivers from the datagrams (and a stop), its loop thread and its
+    consumer pinned to one CPU, and the stream's worker_blocked."""
+    got: list[tuple[Received, int]] = []
 
     def body() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -155,40 +151,7 @@ def test_one_cpu_small_ring(monkeypatch: pytest.MonkeyPatch) -> None:
         stream = spead2.recv.Stream(
             thread_pool,
             spead2.recv.StreamConfig(max_heaps=4, explicit_start=True),
-            spead2.recv.RingStreamConfig(heaps=2),
-        )
-        stream.add_udp_reader(sock, max_size=MAX_SIZE)
-        stream.start()
-        got.append([contents(heap) for heap in stream])
-        stream.stop()
-        sock.close()
-        thread_pool.stop()
-
-    thread = threading.Thread(target=body)
-    thread.start()
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert got == [expected(heaps)]
-
-
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
-def test_one_cpu_reader_does_not_wait_at_each_batch_end() -> None:
-    # On the consumer's one CPU the consumer cannot run before the loop thread sleeps, so a reader
-    # past a full ring goes on to the end of its wake-up (here two batches of datagrams, 40 heaps
-    # into a ring of 8) rather than wait for the consumer at the end of the first batch.
-    heaps = heaps_of([2000] * 40, seed=8)
-    datagrams = Encoder(max_packet_size=1472).stream_packets(heaps)
-    assert 64 < len(datagrams) <= 128  # (a batch is 64 datagrams)
-    got: list[tuple[Received, int]] = []
-
-    def body() -> None:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        thread_pool = spead2.ThreadPool()
-        sock = filled_socket([*datagrams, *Encoder(max_packet_size=1472).stop_packets(1 << 30)])
-        stream = spead2.recv.Stream(
-            thread_pool,
-            spead2.recv.StreamConfig(max_heaps=4, explicit_start=True),
-            spead2.recv.RingStreamConfig(heaps=8),
+            spead2.recv.RingStreamConfig(heaps=ring_heaps),
         )
         stream.add_udp_reader(sock, max_size=MAX_SIZE)
         stream.start()
@@ -201,7 +164,29 @@ def test_one_cpu_reader_does_not_wait_at_each_batch_end() -> None:
     thread.start()
     thread.join(timeout=60)
     assert not thread.is_alive()
-    assert got == [(expected(heaps), 0)]
+    assert len(got) == 1
+    return got[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_one_cpu_small_ring() -> None:
+    # Where the loop thread shares the consumer's one CPU, it keeps the consumer's wake-ups until
+    # it sleeps (sp2_ring_hold), and a small ring fills and pauses it over and over: every heap
+    # must still come, whole and in order.
+    heaps = heaps_of([5000] * 300, seed=7)
+    got, _ = receive_on_one_cpu(Encoder(max_packet_size=1472).stream_packets(heaps), ring_heaps=2)
+    assert got == expected(heaps)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_one_cpu_reader_does_not_wait_at_each_batch_end() -> None:
+    # On the consumer's one CPU the consumer cannot run before the loop thread sleeps, so a reader
+    # past a full ring goes on to the end of its wake-up (here two batches of datagrams, 40 heaps
+    # into a ring of 8) rather than wait for the consumer at the end of the first batch.
+    heaps = heaps_of([2000] * 40, seed=8)
+    datagrams = Encoder(max_packet_size=1472).stream_packets(heaps)
+    assert 64 < len(datagrams) <= 128  # (a batch is 64 datagrams)
+    assert receive_on_one_cpu(datagrams, ring_heaps=8) == (expected(heaps), 0)
 
 
 def perturbed(datagrams: list[bytes], rng: random.Random, foreign_cnt: int = 999) -> list[bytes]:
