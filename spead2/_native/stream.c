@@ -388,11 +388,11 @@ int sp2_stream_landing(sp2_stream *s, const void *owner, sp2_landing *out)
         landing = s->sink_landing && s->sink_landing(s->sink_ctx, out);
     else
     {
-        const sp2_live_heap *h = s->land_heap;
-        int live = h && h != scratch(s) && h->in_use && h->cnt == s->land_cnt;
+        const sp2_live_heap *h = s->land_heap != scratch(s) ? s->land_heap : NULL;
+        int live = h && h->in_use && h->cnt == s->land_cnt;
         landing = live && h->heap_length >= 0 && h->capacity >= (uint64_t) h->heap_length
                   && sp2_landing_fill(out, &s->land_sizes, h->cnt, h->payload, h->received_length, h->heap_length);
-        out->next_heap = !live && h && h != scratch(s) && sp2_land_large(s->land_sizes.heap_length, s->land_sizes.payload_size);
+        out->next_heap = h && !live && sp2_land_large(s->land_sizes.heap_length, s->land_sizes.payload_size);
     }
     if (landing)
         s->landing_owner = owner;
