@@ -341,9 +341,14 @@ static void deliver(sp2_ring *r)
         sp2_cond_signal(&r->data_cond);
 }
 
+int sp2_ring_held_on_one_cpu(const sp2_ring *r)
+{
+    return r->held && one_cpu(r);
+}
+
 void sp2_ring_publish(sp2_ring *r)
 {
-    if (r->held && one_cpu(r))
+    if (sp2_ring_held_on_one_cpu(r))
         store_if_changed(&r->producer.busy, 0);
     else
         deliver(r);
@@ -356,11 +361,6 @@ void sp2_ring_publish(sp2_ring *r)
 void sp2_ring_hold(sp2_ring *r)
 {
     r->held = 1;
-}
-
-int sp2_ring_held_on_one_cpu(const sp2_ring *r)
-{
-    return r->held && one_cpu(r);
 }
 
 void sp2_ring_release(sp2_ring *r)

@@ -404,9 +404,10 @@ void sp2_udp_reader_attach(sp2_udp_reader *r, sp2_stream *s, int fd, uint32_t ma
 /* How many datagrams a wake-up should find: NAP_GOAL, or fewer where they would fill more than an
  * eighth of the socket's buffer (the rest absorbs a late wake-up: with a quarter, 9000 B datagrams
  * at 15 Gb/s were lost on two CPUs).  The kernel charges each datagram its buffer's true size: a
- * power of two above the data and headroom, plus the socket buffer's own struct; this errs large.  Below NAP_GOAL_MIN there is no napping: a buffer that
- * small (stock kernels cap SO_RCVBUF at 416 KiB: 3 jumbo datagrams to an eighth of it) gathers
- * too little for a nap to pay. */
+ * power of two above the data and headroom, plus the socket buffer's own struct; this errs
+ * large.  Below NAP_GOAL_MIN there is no napping: a buffer that small (stock kernels cap
+ * SO_RCVBUF at 416 KiB: 3 jumbo datagrams to an eighth of it) gathers too little for a nap to
+ * pay. */
 enum { NAP_GOAL = 192, NAP_GOAL_MIN = 16 };
 
 static size_t nap_goal(const sp2_udp_reader *r)
