@@ -444,6 +444,24 @@ def test_demo() -> None:
 
 
 @needs("add_udp_reader")
+def test_demo_summary_waits_for_the_sender_to_count_the_stop_heap(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stop heap ends the stream as soon as it arrives, which can be before the sender's thread
+    counts it: the summary waits for that thread, so it does not miss the stop heap."""
+    send_heap = demo.DemoSender._send_heap
+
+    def slow_after_the_stop_heap(self: demo.DemoSender, sock: socket.socket, heap: list[bytes]) -> None:
+        send_heap(self, sock, heap)
+        if self.heaps_sent == self.n_heaps:  # the stop heap (the last), not counted yet
+            time.sleep(0.3)
+
+    monkeypatch.setattr(demo.DemoSender, "_send_heap", slow_after_the_stop_heap)
+    assert recv.main(["--demo", "--demo-heaps", "2", "--demo-rate", "50", "-q"]) == 0
+    assert "Demo: 2 data heaps and a stop heap sent, 2 received." in capsys.readouterr().out
+
+
+@needs("add_udp_reader")
 def test_demo_live_line_on_terminal() -> None:
     """On a terminal the rate line is rewritten in place (carriage return, erase line)."""
     leader, follower = pty.openpty()

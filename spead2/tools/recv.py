@@ -670,6 +670,9 @@ class Session:
         except asyncio.TimeoutError:
             _logger.warning("some streams did not finish after stop()")
         elapsed = time.monotonic() - self.start
+        if self.sender is not None:
+            # The stop heap can reach the receiver before the sender's thread counts it as sent.
+            await asyncio.to_thread(self.sender.join, 5)
         self.show_average(elapsed)
         self.printer.write(self.summary(elapsed, interrupted))
         for task in self.tasks:
