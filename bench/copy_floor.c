@@ -15,7 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-enum { TOTAL_BYTES = 256 << 20, HEADER = 64, LINE_AHEAD = 2048, PAGE_AHEAD = 16384, PAGE = 4096 };
+enum { TOTAL_BYTES = 256 << 20, HEADER = 64 };
+/* as the buffer reader's (stream.c: PREFETCH_AHEAD, PREFETCH_MAX_PACKET, PAGE_KICK_AHEAD) */
+enum { LINE_AHEAD = 2048, LINE_MAX_PACKET = 4096, PAGE_AHEAD = 16384, PAGE = 4096 };
 
 static double now_s(void)
 {
@@ -27,7 +29,7 @@ static double now_s(void)
 static void prefetch_ahead(const uint8_t *src, size_t pos, size_t packet, size_t *kicked)
 {
 #if defined(__GNUC__) || defined(__clang__)
-    if (packet <= 4096)
+    if (packet <= LINE_MAX_PACKET)
     {
         for (size_t ahead = LINE_AHEAD; ahead < LINE_AHEAD + packet; ahead += 64)
             if (pos + ahead < TOTAL_BYTES)
